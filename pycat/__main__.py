@@ -1,0 +1,3 @@
+from pycat.cli import main
+
+main()
