@@ -1,0 +1,178 @@
+"""What every membership service shares: the local member, the member table, listeners, start levels.
+
+The contract the channel codes against (Tomcat's ``MembershipService``):
+
+* ``set_local_member_properties(host, port, secure_port=-1, udp_port=-1)`` before start, from
+  the receiver's bound address; ``local_member`` is then this node's Member.
+* ``membership_listener``: an object with ``member_added(member)`` and
+  ``member_disappeared(member)``; called from one dispatcher greenlet, in event order, so a slow
+  listener (a TCP probe) never stalls the service; an exception is logged, never propagated.
+* ``message_listener``: an object with ``message_received(channel_data)``, or a callable taking
+  it; gets each decoded ChannelData broadcast from another member (multicast only).
+* ``start(level=None)`` / ``stop(level=None)`` with Tomcat's levels MBR_RX (4) and MBR_TX (8):
+  no argument means both and is the idempotent Lifecycle transition; an explicit level that is
+  already running raises LifecycleError (Tomcat's IllegalStateException). ``stop`` returns True
+  once no level runs, and the service is then STOPPED.
+* ``get_members()`` (longest-running first), ``get_member(m)``, ``has_members()``,
+  ``find_member_by_name(name)``, ``broadcast(data)``, the ``payload`` and ``domain`` attributes
+  (mirrored onto the local member at once, so they go out with the next heartbeat).
+"""
+import logging
+
+import gevent.queue
+
+from pycat.attrs import Attr
+from pycat.errors import LifecycleError
+from pycat.lifecycle import Lifecycle, LifecycleState
+from pycat.tribes.member import Member, config_bytes, now_ms
+from pycat.tribes.membership.membership import Membership
+
+log = logging.getLogger(__name__)
+
+MBR_RX = 4
+MBR_TX = 8
+MBR_BOTH = MBR_RX | MBR_TX
+
+
+class MemberField(Attr):
+    """An Attr mirrored onto the service's local member."""
+
+    def __set__(self, obj, value):
+        super().__set__(obj, value)
+        member = obj.__dict__.get("local_member")
+        if member is not None:
+            setattr(member, self.name, obj.__dict__[self.name])
+
+
+class MembershipService(Lifecycle):
+    domain = MemberField(config_bytes, b"", "cluster domain: text (ISO-8859-1) or {1,2,3}")
+    payload = MemberField(config_bytes, b"", "bytes carried in this member's record")
+
+    def __init__(self):
+        super().__init__()
+        self.local_member = None
+        self.membership_listener = None
+        self.message_listener = None
+        self.membership = Membership()
+        self._levels = 0
+        self._events = gevent.queue.Queue()
+
+    # -- local member --------------------------------------------------------------------------
+    def set_local_member_properties(self, host, port, secure_port=-1, udp_port=-1):
+        """Describe this node with its receiver's address (Tomcat's setLocalMemberProperties)."""
+        member = self.local_member
+        if member is None:
+            self.use_local_member(Member.local(host, port, secure_port, udp_port,
+                                               domain=self.domain, payload=self.payload))
+        else:
+            member.host, member.port, member.secure_port, member.udp_port = host, port, secure_port, udp_port
+
+    def use_local_member(self, member):
+        member.is_local = True
+        if member.service_start_time is None:
+            member.service_start_time = now_ms()
+        self.local_member = member
+        self.membership.local_member = member
+
+    def get_local_member(self, inc_alive_time=False):
+        if inc_alive_time and self.local_member is not None:
+            self.local_member.encode(refresh_alive=True)
+        return self.local_member
+
+    # -- levels --------------------------------------------------------------------------------
+    @property
+    def levels(self):
+        """The running levels (MBR_RX | MBR_TX bits)."""
+        return self._levels
+
+    def start(self, level=None):
+        explicit = level is not None
+        level = MBR_BOTH if level is None else level
+        if not level & MBR_BOTH:
+            raise ValueError("invalid membership start level %r: use MBR_RX (4) and/or MBR_TX (8)" % level)
+        level &= MBR_BOTH
+        if explicit and level & self._levels:
+            raise LifecycleError("%s: membership level %d already running"
+                                 % (self.component_name, level & self._levels))
+        level &= ~self._levels
+        if not level:
+            return
+        if self.local_member is None:
+            raise LifecycleError("%s: call set_local_member_properties() before start" % self.component_name)
+        if self.state is not LifecycleState.STARTED:
+            super().start()
+        self._levels |= level
+        try:
+            self._start_levels(level)
+        except Exception:
+            self._levels &= ~level
+            if not self._levels:
+                super().stop()  # release what the first level acquired
+            raise
+
+    def stop(self, level=None):
+        """Stop the named levels (default both); True when the service is fully stopped."""
+        level = MBR_BOTH if level is None else level & MBR_BOTH
+        self._stop_levels(level & self._levels)
+        self._levels &= ~level
+        if self._levels == 0:
+            super().stop()
+            return True
+        return False
+
+    def _start_levels(self, level):
+        """Start the given levels (already added to ``levels``)."""
+
+    def _stop_levels(self, level):
+        """Stop the given running levels (still in ``levels``)."""
+
+    def _start(self):
+        self.local_member.command = b""
+        self.local_member.service_start_time = now_ms()
+        self.membership.clear()
+        self._events = gevent.queue.Queue()
+        self.spawn(self._dispatch_loop)
+
+    def _stop(self):
+        self.membership.clear()
+
+    # -- events --------------------------------------------------------------------------------
+    def fire(self, name, member):
+        """Queue ``member_added`` / ``member_disappeared`` for the membership listener."""
+        self._events.put((name, member))
+
+    def _dispatch_loop(self):
+        while True:
+            name, member = self._events.get()
+            listener = self.membership_listener
+            if listener is None:
+                continue
+            try:
+                getattr(listener, name)(member)
+            except Exception:
+                log.exception("%s: membership listener failed in %s(%s)", self.component_name, name, member)
+
+    def expire(self, max_silence, now=None):
+        """Remove members silent for more than max_silence ms and report them."""
+        now = self.membership.clock() if now is None else now
+        for member in self.membership.expire(now, max_silence):
+            log.info("%s: member %s expired (silent for more than %d ms)", self.component_name, member.name,
+                     max_silence)
+            self.fire("member_disappeared", member)
+
+    # -- queries ---------------------------------------------------------------------------------
+    def get_members(self):
+        return self.membership.members()
+
+    def get_member(self, member):
+        return self.membership.get_member(member)
+
+    def has_members(self):
+        return self.membership.has_members()
+
+    def find_member_by_name(self, name):
+        return next((m for m in self.membership.members() if m.name == name), None)
+
+    def broadcast(self, message):
+        """Send option MULTICAST: only McastService can; elsewhere it is a no-op, as in Tomcat."""
+        log.debug("%s: broadcast ignored (no multicast transport)", self.component_name)
