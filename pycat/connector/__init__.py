@@ -1,0 +1,1 @@
+"""HTTP connector: gevent.pywsgi behind an adapter into the Engine pipeline."""

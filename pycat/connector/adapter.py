@@ -1,0 +1,81 @@
+"""Adapter: the WSGI application pywsgi calls; turns one environ into a trip down the Engine.
+
+environ → Request/Response → URI check and normalization (uri.py; bad → 400 without entering
+the pipeline, like Tomcat's CoyoteAdapter) → the Engine's mapper → Engine pipeline → the
+response's ``finish()`` hands status, headers and body back to pywsgi. An exception that
+escapes the pipeline is logged and answered with 500 (if nothing was sent yet); the
+connection and the server go on.
+"""
+import logging
+import time
+
+import gevent.socket as socket
+
+from pycat.connector.request import Request
+from pycat.connector.response import Response
+from pycat.connector.uri import BadUri, normalize
+
+log = logging.getLogger(__name__)
+
+_BAD_REQUEST = [("Content-Type", "text/plain;charset=utf-8"), ("Content-Length", "11")]
+
+
+class Adapter:
+    def __init__(self, connector, engine):
+        self.connector = connector
+        self.engine = engine
+        self.uri_encoding = getattr(connector, "uri_encoding", None) or "utf-8"
+        self.server_header = getattr(connector, "server", None) or None
+        self.lookups = bool(getattr(connector, "enable_lookups", False))
+        self.scheme = getattr(connector, "scheme", "http")
+        self.secure = bool(getattr(connector, "secure", False))
+
+    @staticmethod
+    def _lookup(addr):
+        """enableLookups: reverse DNS for request.remote_host (gevent's resolver: cooperative)."""
+        try:
+            return socket.gethostbyaddr(addr)[0]
+        except (OSError, UnicodeError):
+            return addr
+
+    def __call__(self, environ, start_response):
+        now = time.time()
+        request = Request(environ, self.connector, now, self.scheme, self.secure)
+        response = Response(request, start_response)
+        if self.server_header is not None:
+            response.headers.append(("Server", self.server_header))
+        try:
+            path, params = normalize(request.request_uri, self.uri_encoding)
+        except BadUri as exc:
+            if request.request_uri == "*" and request.method == "OPTIONS":
+                start_response("200 OK", [("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS"),
+                                          ("Content-Length", "0")])
+                return []
+            log.info("400 for %r from %s: %s", environ.get("RAW_URI"), request.remote_addr, exc)
+            start_response("400 Bad Request", list(_BAD_REQUEST))
+            return [b"Bad Request"]
+        if self.lookups:
+            request.remote_host = self._lookup(request.remote_addr)
+        request.decoded_uri = path
+        if params:
+            request.path_parameters = params
+        engine = self.engine
+        workers = self.connector.workers
+        try:
+            request.apply_mapping(engine.mapper.map(environ.get("HTTP_HOST"), path))
+            with workers:        # maxThreads: requests in the pipeline at once
+                engine.pipeline.first.invoke(request, response)
+        except Exception:
+            log.exception("Exception processing %s %s", request.method, request.request_uri)
+            if response.committed:
+                response.abort()
+            else:
+                response.reset()
+                response.status = 500
+        try:
+            return response.finish()
+        except (ValueError, UnicodeError) as exc:
+            # pywsgi refuses CR/LF (header injection) or non-latin-1 text in status/headers
+            log.error("Invalid response headers from %s %s: %s", request.method, request.request_uri, exc)
+            start_response("500 Internal Server Error", [("Content-Length", "0")])
+            return []

@@ -1,0 +1,1 @@
+"""Realms: parsed and kept; authentication is enforced in a later version."""

@@ -1,0 +1,1 @@
+"""Valves: request processing components inserted into container pipelines."""

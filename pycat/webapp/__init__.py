@@ -1,0 +1,1 @@
+"""Web applications: descriptors, servlets, the default servlet and per-app module loading."""
