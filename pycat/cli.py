@@ -1,0 +1,223 @@
+"""The ``pycat`` command: run / start / stop / configtest / version (Tomcat's catalina.sh verbs).
+
+Options and environment follow Tomcat: CATALINA_BASE, CATALINA_HOME, CATALINA_PID, CATALINA_OUT,
+``-Dname=value`` (repeatable; -D entries of JAVA_OPTS and CATALINA_OPTS are honoured too, the
+command line wins) and ``--config`` (Tomcat's ``-config``). Defaults: pycat/startup/control.py.
+"""
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import click
+
+import pycat
+
+
+def _defines(values):
+    from pycat.startup.properties import defines_from_opts, parse_define
+    found = defines_from_opts(os.environ.get("JAVA_OPTS")) + defines_from_opts(os.environ.get("CATALINA_OPTS"))
+    return found + [parse_define(v) for v in values]
+
+
+def node_options(func):
+    func = click.option("-D", "defines", multiple=True, metavar="NAME=VALUE",
+                        help="Property for ${NAME} in server.xml (repeatable).")(func)
+    func = click.option("--config", "-config", "config", metavar="FILE",
+                        help="server.xml to use [default: $CATALINA_BASE/conf/server.xml].")(func)
+    func = click.option("--home", metavar="DIR", help="CATALINA_HOME [env CATALINA_HOME; default: the install].")(func)
+    func = click.option("--base", metavar="DIR", help="CATALINA_BASE [env CATALINA_BASE; default: "
+                        "the current directory if it has conf/server.xml, else CATALINA_HOME].")(func)
+    return func
+
+
+def _node(base, home, config):
+    from pycat.startup.control import Node
+    return Node(base=base, home=home, config=config)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """pycat: Tomcat's container model for Python web apps."""
+
+
+@main.command()
+@node_options
+def run(base, home, config, defines):
+    """Run in the foreground (Ctrl-C or SIGTERM stops it cleanly)."""
+    # cooperative sockets everywhere (the apps' libraries included), before the server is imported
+    from gevent import monkey
+    monkey.patch_all()
+    from pycat.startup.catalina import Catalina, configure_logging
+    from pycat.startup.control import remove_pid
+
+    node = _node(base, home, config)
+    configure_logging(node.base, node.home)
+    # relative paths in apps and valves resolve against the node, like Tomcat's catalina.base
+    os.chdir(node.base)
+    catalina = Catalina(node.base, node.home, _defines(defines))
+    try:
+        code = catalina.run(node.config)
+    finally:
+        # started by `pycat start`: the pid file is ours to remove when we end
+        remove_pid(node.pid_file, only_if=os.getpid())
+    sys.exit(code)
+
+
+@main.command()
+@node_options
+@click.option("--wait", type=float, default=0.0, metavar="SECONDS",
+              help="Wait up to SECONDS for 'Server startup' in CATALINA_OUT (fail if the process dies).")
+def start(base, home, config, defines, wait):
+    """Start in the background (pid file CATALINA_PID, output CATALINA_OUT)."""
+    from pycat.startup.control import is_alive, read_pid, remove_pid, write_pid
+
+    node = _node(base, home, config)
+    pid = read_pid(node.pid_file)
+    if pid and is_alive(pid):
+        raise click.ClickException("pycat appears to be running with PID %d (pid file %s); start aborted"
+                                   % (pid, node.pid_file))
+    if pid:
+        click.echo("Removing stale pid file %s" % node.pid_file)
+        remove_pid(node.pid_file)
+    os.makedirs(os.path.dirname(node.out_file), exist_ok=True)
+    os.makedirs(os.path.join(node.base, "logs"), exist_ok=True)
+    cmd = [sys.executable, "-m", "pycat", "run", "--base", node.base, "--home", node.home, "--config", node.config]
+    cmd += ["-D%s=%s" % (name, value) for name, value in _defines(defines)]
+    env = dict(os.environ, **node.env())
+    env.pop("JAVA_OPTS", None), env.pop("CATALINA_OPTS", None)   # already folded into the -D list
+    with open(node.out_file, "ab") as out:
+        offset = out.tell()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=env, cwd=node.base, start_new_session=True, close_fds=True)
+    write_pid(node.pid_file, proc.pid)
+    click.echo("pycat started (pid %d); output in %s" % (proc.pid, node.out_file))
+    if wait > 0:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                remove_pid(node.pid_file, only_if=proc.pid)
+                raise click.ClickException("pycat exited with code %d during startup:\n%s"
+                                           % (proc.returncode, _tail(node.out_file, offset)))
+            if "Server startup in" in _tail(node.out_file, offset, lines=None):
+                return
+            time.sleep(0.05)
+        raise click.ClickException("pycat did not report startup within %.1fs; see %s" % (wait, node.out_file))
+
+
+def _tail(path, offset, lines=20):
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        text = fh.read().decode("utf-8", "replace")
+    return text if lines is None else "\n".join(text.splitlines()[-lines:])
+
+
+@main.command()
+@node_options
+@click.argument("timeout", type=float, default=5.0, required=False)
+@click.option("--force", "-force", is_flag=True, help="SIGKILL the process if it is still running after TIMEOUT.")
+def stop(base, home, config, defines, timeout, force):
+    """Stop: the shutdown port first, then the pid (wait TIMEOUT seconds, default 5)."""
+    import signal
+
+    from pycat.errors import ConfigError
+    from pycat.startup.catalina import Catalina
+    from pycat.startup import control
+
+    node = _node(base, home, config)
+    pid = control.read_pid(node.pid_file)
+    if pid and not control.is_alive(pid):
+        click.echo("Removing stale pid file %s (process %d is gone)" % (node.pid_file, pid))
+        control.remove_pid(node.pid_file)
+        pid = None
+    props = Catalina(node.base, node.home, _defines(defines)).load_properties()
+    try:
+        port, address, command = control.shutdown_settings(node.config, props)
+    except ConfigError as exc:
+        if not pid:
+            raise click.ClickException(str(exc))
+        click.echo("%s; stopping pid %d by signal" % (exc, pid), err=True)
+        port = -1
+    sent = False
+    if port > 0:
+        try:
+            control.send_shutdown(port, address, command)
+            sent = True
+        except OSError as exc:
+            click.echo("Could not contact %s:%d (%s)." % (address, port, exc.strerror or exc), err=True)
+            if not pid:
+                raise click.ClickException("pycat is not running? (no pid file %s)" % node.pid_file)
+    if not sent:
+        if not pid:
+            raise click.ClickException("No shutdown port configured and no pid file %s; shut the server "
+                                       "down with an OS signal" % node.pid_file)
+        click.echo("Sending SIGTERM to pid %d" % pid)
+        control.terminate(pid)
+    if not pid:
+        click.echo("Shutdown command sent to %s:%d" % (address, port))
+        return
+    if control.wait_gone(pid, timeout):
+        control.remove_pid(node.pid_file, only_if=pid)
+        click.echo("pycat stopped (pid %d)" % pid)
+        return
+    if not force:
+        raise click.ClickException("pycat (pid %d) is still running after %.0fs; use -force to kill it"
+                                   % (pid, timeout))
+    click.echo("Killing pycat with pid %d" % pid)
+    control.terminate(pid, signal.SIGKILL)
+    control.wait_gone(pid, 5.0)
+    control.remove_pid(node.pid_file)
+    click.echo("pycat process has been killed")
+
+
+@main.command()
+@node_options
+@click.option("--strict", is_flag=True, help="Unknown attributes and elements are errors, not warnings.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the info log while loading.")
+def configtest(base, home, config, defines, strict, verbose):
+    """Load the configuration without starting it; exit 0 if it is valid."""
+    import logging
+
+    from pycat.errors import ConfigError
+    from pycat.startup.catalina import Catalina
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
+                        format="%(levelname)s [%(name)s] %(message)s")
+    node = _node(base, home, config)
+    catalina = Catalina(node.base, node.home, _defines(defines))
+    try:
+        catalina.load(node.config, strict=strict)
+    except ConfigError as exc:
+        click.echo("Configuration error: %s" % exc, err=True)
+        sys.exit(1)
+    for warning in catalina.warnings:
+        click.echo("WARNING %s" % warning, err=True)
+    click.echo("Configuration OK: %s (%d warning%s)" % (node.config, len(catalina.warnings),
+                                                       "" if len(catalina.warnings) == 1 else "s"))
+
+
+@main.command()
+@node_options
+def version(base, home, config, defines):
+    """Print version information (Tomcat's version.sh)."""
+    import gevent
+
+    node = _node(base, home, config)
+    rows = [
+        ("Using CATALINA_BASE", node.base),
+        ("Using CATALINA_HOME", node.home),
+        ("Server version", pycat.SERVER_INFO),
+        ("Server number", pycat.__version__),
+        ("OS Name", platform.system()),
+        ("OS Version", platform.release()),
+        ("Architecture", platform.machine()),
+        ("Python version", "%s (%s)" % (platform.python_version(), sys.executable)),
+        ("gevent version", gevent.__version__),
+    ]
+    for key, value in rows:
+        click.echo("%-20s %s" % (key + ":", value))
+
+
+if __name__ == "__main__":
+    main()
