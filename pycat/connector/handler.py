@@ -20,7 +20,7 @@ import logging
 import socket
 import ssl
 
-from gevent import getcurrent
+from gevent import getcurrent, sleep
 from gevent.pywsgi import WSGIHandler, WSGIServer, Input, _InvalidClientRequest
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,11 @@ class PycatHandler(WSGIHandler):
     def read_requestline(self):
         server = self.server
         sock = self.socket
+        if self.requests_served:
+            # A keep-alive client's next request is often already buffered, so readline() would
+            # not yield and this greenlet would serve its connection while all others wait (p99
+            # of ~200 ms at 50 connections). Yield once per follow-up request: fair, and cheap.
+            sleep(0)
         swap = self.requests_served and server.keep_alive_timeout != server.connection_timeout
         if swap:
             sock.settimeout(server.keep_alive_timeout)
