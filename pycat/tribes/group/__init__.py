@@ -1,0 +1,1 @@
+"""The group layer: GroupChannel, the interceptor chain, the coordinator tail and RPC."""

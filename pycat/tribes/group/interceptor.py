@@ -1,0 +1,113 @@
+"""The interceptor chain contract (Tomcat's ChannelInterceptorBase), shaped like a valve.
+
+The stack is a doubly linked list: GroupChannel -> I1 -> ... -> In -> ChannelCoordinator.
+* ``send_message(members, msg, payload)`` goes DOWN (towards the coordinator and the sender);
+* ``message_received(msg)`` goes UP (towards the channel and its listeners);
+* ``member_added`` / ``member_disappeared`` go UP; ``heartbeat`` goes DOWN;
+* ``start(flags)`` / ``stop(flags)`` go DOWN so the coordinator starts the real components;
+* membership queries (``get_members`` ...) go DOWN, so an interceptor can filter the view.
+
+``msg`` is a ChannelData (options, timestamp, unique_id, address, message bytes). ``payload`` is an
+optional ErrorHandler for asynchronous sends. ``option_flag`` selects the messages an interceptor
+acts on: 0 means all, otherwise only messages carrying every bit of the flag (``ok_to_process``).
+"""
+import logging
+
+from pycat.attrs import Attr
+from pycat.lifecycle import Lifecycle
+from pycat import errors
+from pycat.tribes import channel as ch
+
+log = logging.getLogger(__name__)
+
+
+class ChannelInterceptor(Lifecycle):
+    """Base of every interceptor: forwards everything to its neighbours."""
+
+    option_flag = Attr(int, 0, "only act on messages whose options hold all these bits (0 = every message)")
+
+    def __init__(self):
+        super().__init__()
+        self.next = None
+        self.previous = None
+        self.channel = None  # the GroupChannel at the head, set when the stack is built
+
+    def ok_to_process(self, options):
+        flag = self.option_flag
+        return flag == 0 or (options & flag) == flag
+
+    # -- down --------------------------------------------------------------------------------
+    def send_message(self, members, msg, payload):
+        if self.next is not None:
+            self.next.send_message(members, msg, payload)
+
+    def heartbeat(self):
+        if self.next is not None:
+            self.next.heartbeat()
+
+    def start(self, flags=ch.DEFAULT):
+        """Start the parts named by flags below this interceptor (a Lifecycle start with no flags)."""
+        if self.next is not None:
+            self.next.start(flags)
+
+    def stop(self, flags=ch.DEFAULT):
+        if self.next is not None:
+            self.next.stop(flags)
+
+    # -- lifecycle helpers for interceptors that own greenlets -------------------------------
+    def _life_start(self):
+        Lifecycle.start(self)
+
+    def _life_stop(self):
+        Lifecycle.stop(self)
+
+    # -- up ----------------------------------------------------------------------------------
+    def message_received(self, msg):
+        if self.previous is not None:
+            self.previous.message_received(msg)
+
+    def member_added(self, member):
+        if self.previous is not None:
+            self.previous.member_added(member)
+
+    def member_disappeared(self, member):
+        if self.previous is not None:
+            self.previous.member_disappeared(member)
+
+    # -- membership view (down) --------------------------------------------------------------
+    def has_members(self):
+        return self.next.has_members() if self.next is not None else False
+
+    def get_members(self):
+        return self.next.get_members() if self.next is not None else []
+
+    def get_member(self, member):
+        return self.next.get_member(member) if self.next is not None else None
+
+    def get_local_member(self, inc_alive=False):
+        return self.next.get_local_member(inc_alive) if self.next is not None else None
+
+    # -- helpers -----------------------------------------------------------------------------
+    def find_below(self, cls):
+        node = self.next
+        while node is not None:
+            if isinstance(node, cls):
+                return node
+            node = node.next
+        return None
+
+    def find_above(self, cls):
+        node = self.previous
+        while node is not None:
+            if isinstance(node, cls):
+                return node
+            node = getattr(node, "previous", None)
+        return None
+
+    def __repr__(self):
+        return "<%s flag=%d>" % (type(self).__name__, self.option_flag)
+
+
+def raise_faulty(message, faulty):
+    """Raise a ChannelError naming the faulty members (dict member -> reason)."""
+    raise errors.ChannelError(message, faulty)

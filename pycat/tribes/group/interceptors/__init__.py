@@ -1,0 +1,1 @@
+"""Interceptors, one per module; the className alias table in pycat/reflect.py names them."""

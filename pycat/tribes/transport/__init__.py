@@ -1,0 +1,1 @@
+"""The TCP transport: NioReceiver and the pooled parallel sender."""
