@@ -219,5 +219,81 @@ def version(base, home, config, defines):
         click.echo("%-20s %s" % (key + ":", value))
 
 
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", metavar="FILE", help="WAR to write [default: <folder name>.war next to FOLDER].")
+def war(folder, output):
+    """Build a .war from an application folder (WEB-INF/web.xml, WEB-INF/classes, ...)."""
+    from pycat.errors import DeployError
+    from pycat.webapp.war import build_war
+
+    folder = os.path.abspath(folder)
+    output = output or folder.rstrip(os.sep) + ".war"
+    try:
+        count = build_war(folder, output)
+    except DeployError as exc:
+        raise click.ClickException(str(exc))
+    click.echo("Wrote %s (%d files)" % (output, count))
+
+
+def _manager_call(base, home, config, request):
+    from pycat.errors import DeployError
+    from pycat.startup.manager_api import call
+
+    node = _node(base, home, config)
+    try:
+        reply = call(node.base, request)
+    except DeployError as exc:
+        raise click.ClickException(str(exc))
+    if not reply.get("ok"):
+        raise click.ClickException(reply.get("error") or "failed")
+    return reply
+
+
+@main.command()
+@node_options
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--name", metavar="NAME", help="Context name: ROOT, app, a#b, app##2, or /app##2 "
+              "[default: the WAR or folder name].")
+@click.option("--host", "host_name", metavar="HOST", help="Host to deploy to [default: the first].")
+def deploy(base, home, config, defines, source, name, host_name):
+    """Deploy (or redeploy) a .war or an application folder on the running node."""
+    import tempfile
+
+    from pycat.webapp.war import build_war
+
+    source = os.path.abspath(source)
+    name = name or os.path.basename(source.rstrip(os.sep))
+    with tempfile.TemporaryDirectory() as tmp:
+        war = source
+        if os.path.isdir(source):
+            war = os.path.join(tmp, "app.war")
+            build_war(source, war)
+        reply = _manager_call(base, home, config, {"cmd": "deploy", "war": war, "name": name, "host": host_name})
+    click.echo("OK - %s" % reply["message"])
+
+
+@main.command()
+@node_options
+@click.argument("name")
+@click.option("--host", "host_name", metavar="HOST", help="Host [default: the first].")
+def undeploy(base, home, config, defines, name, host_name):
+    """Undeploy an application (NAME: /app, /app##2, app##2, ROOT) and delete its files from appBase."""
+    reply = _manager_call(base, home, config, {"cmd": "undeploy", "name": name, "host": host_name})
+    click.echo("OK - %s" % reply["message"])
+
+
+@main.command("list")
+@node_options
+def list_(base, home, config, defines):
+    """List the applications of the running node (Tomcat manager's list)."""
+    reply = _manager_call(base, home, config, {"cmd": "list"})
+    # Tomcat manager's text format: path:running|stopped:sessions:docBase
+    click.echo("OK - Listed applications")
+    for app in reply["apps"]:
+        state = "running" if app["state"] == "STARTED" else "stopped"
+        click.echo("%s:%s:%s:%s" % (app["name"] or "/", state, app["sessions"], app["docBase"]))
+
+
 if __name__ == "__main__":
     main()

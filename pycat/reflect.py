@@ -38,11 +38,14 @@ ALIASES = {
     _C + "valves.RemoteAddrValve": "pycat.valves.remote_addr:RemoteAddrValve",
     _C + "valves.RemoteHostValve": "pycat.valves.remote_addr:RemoteHostValve",
     _C + "valves.RemoteIpValve": "pycat.valves.remote_ip:RemoteIpValve",
-    # realms (parsed and kept; enforced by the web apps work)
+    # realms and credential handlers (pycat.realm)
     _C + "realm.LockOutRealm": "pycat.realm.realms:LockOutRealm",
     _C + "realm.CombinedRealm": "pycat.realm.realms:CombinedRealm",
     _C + "realm.UserDatabaseRealm": "pycat.realm.realms:UserDatabaseRealm",
     _C + "realm.MemoryRealm": "pycat.realm.realms:MemoryRealm",
+    _C + "realm.MessageDigestCredentialHandler": "pycat.realm.credential:MessageDigestCredentialHandler",
+    _C + "realm.SecretKeyCredentialHandler": "pycat.realm.credential:SecretKeyCredentialHandler",
+    _C + "realm.NestedCredentialHandler": "pycat.realm.credential:NestedCredentialHandler",
     # sessions
     _C + "session.StandardManager": "pycat.session.manager:StandardManager",
     _C + "session.PersistentManager": "pycat.session.persistent:PersistentManager",

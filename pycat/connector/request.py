@@ -8,6 +8,8 @@ override single headers (``set_header_override``) for everything downstream.
 import logging
 from urllib.parse import parse_qsl
 
+from pycat.core import session_support
+
 log = logging.getLogger(__name__)
 
 _ENV_KEYS = {}
@@ -51,7 +53,7 @@ class Request:
         "match_type", "mapping_redirect", "remote_addr", "remote_host", "peer_addr", "scheme", "secure",
         "_server_name", "_server_port", "start_time", "attributes", "remote_user", "dispatcher_type",
         "_cookies", "_params", "_header_overrides", "_body", "_local_addr", "session_if_exists",
-        "requested_session_id", "__weakref__",
+        "requested_session_id", "session_state", "__weakref__",
     )
 
     def __init__(self, environ, connector=None, start_time=0.0, scheme=None, secure=False):
@@ -95,6 +97,7 @@ class Request:
         self._local_addr = None
         self.session_if_exists = None
         self.requested_session_id = None
+        self.session_state = None
 
     def __repr__(self):
         return "<Request %s %s>" % (self.method, self.request_uri)
@@ -318,6 +321,9 @@ class Request:
                 return params
             add(parse_qsl(body.decode(encoding, "replace"), keep_blank_values=True,
                           encoding=encoding, errors="replace"))
+        elif self.method in ("POST", "PUT") and ctype == "multipart/form-data":
+            # the text fields of a multipart form are parameters too; files are in self.parts
+            add((p.name, p.text(encoding)) for p in self.parts if p.filename is None and p.name is not None)
         return params
 
     def get_parameter(self, name, default=None):
@@ -340,6 +346,7 @@ class Request:
             path_info = self.servlet_path + (self.path_info or "")
         env["SCRIPT_NAME"] = _wsgi_str(script)
         env["PATH_INFO"] = _wsgi_str(path_info)
+        env["QUERY_STRING"] = self.query_string     # a forward may have replaced it
         env["REMOTE_ADDR"] = self.remote_addr
         env["wsgi.url_scheme"] = self.scheme
         env["SERVER_NAME"] = self.server_name
@@ -352,7 +359,63 @@ class Request:
                 else:
                     env[key] = value
         env["pycat.request"] = self
-        session = self.session_if_exists
-        if session is not None:
-            env["pycat.session"] = session
+        env["pycat.session"] = session_support.SessionAccessor(self)   # lazy: creates nothing by itself
         return env
+
+    # -- sessions (the logic lives in pycat.core.session_support) ---------------------------
+    def get_session(self, create=True):
+        """The session of this request; with ``create`` a new one if there is none (or it expired)."""
+        return session_support.get_session(self, create)
+
+    @property
+    def session(self):
+        return session_support.get_session(self, True)
+
+    def change_session_id(self):
+        """New id for the current session (at login, against session fixation); returns it."""
+        return session_support.change_session_id(self)
+
+    @property
+    def is_requested_session_id_valid(self):
+        return session_support.is_requested_session_id_valid(self)
+
+    @property
+    def is_requested_session_id_from_cookie(self):
+        return session_support.requested_session_id_from_cookie(self)
+
+    # -- servlet API: parts, dispatchers, the authenticated user (logic in pycat.webapp/realm) --
+    @property
+    def parts(self):
+        """The parts of a multipart/form-data body (pycat.webapp.multipart.Part), [] otherwise."""
+        from pycat.webapp.multipart import request_parts
+        return request_parts(self)
+
+    def get_part(self, name):
+        for part in self.parts:
+            if part.name == name:
+                return part
+        return None
+
+    def get_request_dispatcher(self, path):
+        """A RequestDispatcher for ``path``; relative paths are resolved against this request's."""
+        if self.context is None:
+            return None
+        if not path.startswith("/"):
+            current = self.servlet_path + (self.path_info or "")
+            path = current[:current.rfind("/") + 1] + path
+        return self.context.get_request_dispatcher(path)
+
+    @property
+    def user_principal(self):
+        return self.attributes.get("pycat.auth.principal")
+
+    @property
+    def auth_type(self):
+        return self.attributes.get("pycat.auth.type")
+
+    def is_user_in_role(self, role):
+        principal = self.attributes.get("pycat.auth.principal")
+        if principal is None:
+            return False
+        realm = getattr(principal, "realm", None)
+        return realm.has_role(principal, role) if realm is not None else role in principal.roles

@@ -29,6 +29,12 @@ class IllegalStateError(RuntimeError):
     """Like Java's IllegalStateException: e.g. send_error after the response was committed."""
 
 
+class ContainerHeader(tuple):
+    """A header the container adds on its own behalf (the session cookie): it outlives a WSGI
+    app's start_response, which otherwise replaces the header list."""
+    __slots__ = ()
+
+
 class Response:
     __slots__ = ("request", "status", "reason", "headers", "_buffer", "_body_len", "committed",
                  "is_error", "error_message", "error_reported", "suspended", "_suppress",
@@ -74,6 +80,19 @@ class Response:
             return
         self.headers = [h for h in self.headers if h[0].lower() != low]
         self.headers.append((name, str(value)))
+
+    def add_container_header(self, name, value):
+        if not self.committed:
+            self.headers.append(ContainerHeader((name, str(value))))
+
+    def encode_url(self, url):
+        """``url`` with ``;jsessionid=`` when the session cannot travel in a cookie (see session_support)."""
+        from pycat.core import session_support
+        return session_support.encode_url(self.request, url)
+
+    def encode_redirect_url(self, url):
+        from pycat.core import session_support
+        return session_support.encode_url(self.request, url, redirect=True)
 
     def add_header(self, name, value):
         if self.committed:
@@ -262,8 +281,10 @@ class Response:
         code, _, reason = status.partition(" ")
         self.status = int(code)
         self.reason = reason or None
+        if self.status_set:
+            self.headers = [h for h in self.headers if h.__class__ is ContainerHeader]
+        # else the first call: headers set before the app ran (valves, filters) stay
         self.status_set = True
-        self.headers = []
         self._content_type = None
         for name, value in headers:
             if name.lower() == "content-type":

@@ -12,10 +12,13 @@ import os
 from pycat.attrs import Attr
 from pycat.core.container import ContainerBase
 from pycat.core.mapper import ServletMap
+from pycat.core import session_support
 from pycat.core.pipeline import Valve
 from pycat.core.wrapper import Wrapper
 from pycat.webapp import web_xml
 from pycat.webapp.loader import WebappLoader
+from pycat.webapp.filters import run_servlet
+from pycat.webapp.servlet_context import ServletContextMixin
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,15 @@ class StandardContextValve(Valve):
         if wrapper is None:
             response.send_error(404)
             return
-        wrapper.pipeline.first.invoke(request, response)
+        session_support.begin(request, response)
+        try:
+            hooks = context.request_hooks   # request listeners / authenticator (webapp.servlet_context)
+            if hooks is None:
+                wrapper.pipeline.first.invoke(request, response)
+            else:
+                hooks.invoke(wrapper, request, response)
+        finally:
+            session_support.end(request, response)
 
 
 def context_path(value):
@@ -65,7 +76,7 @@ def context_path(value):
     return fixed
 
 
-class Context(ContainerBase):
+class Context(ServletContextMixin, ContainerBase):
     path = Attr(context_path, "", "Context path ('' is ROOT)")
     doc_base = Attr(str, None, "Application folder or WAR; relative to the Host's appBase")
     reloadable = Attr(bool, False, "Reload when WEB-INF/classes or lib change")
@@ -75,6 +86,8 @@ class Context(ContainerBase):
     session_cookie_domain = Attr(str, None, "Session cookie domain")
     session_cookie_path_uses_trailing_slash = Attr(bool, False, "Append / to the cookie path")
     use_http_only = Attr(bool, True, "HttpOnly on the session cookie")
+    same_site_cookies = Attr(str, None, "SameSite of the session cookie (unset/none/lax/strict); "
+                                        "<CookieProcessor sameSiteCookies> wins")
     cross_context = Attr(bool, False, "Kept for compatibility")
     privileged = Attr(bool, False, "Kept for compatibility")
     override = Attr(bool, False, "Kept for compatibility")
@@ -102,6 +115,7 @@ class Context(ContainerBase):
         self.parameters = {}
         self.watched_resources = []
         self.manager = None
+        self.cookie_processor = None
         self.servlet_map = ServletMap()
         self.web_xml = None
         self.welcome_files = ["index.html", "index.htm"]
@@ -139,6 +153,14 @@ class Context(ContainerBase):
             if callable(setter):
                 setter(self)
                 break
+
+    def set_cookie_processor(self, processor):
+        """<CookieProcessor> (kept attributes; sameSiteCookies is used for the session cookie)."""
+        self.cookie_processor = processor
+
+    def background_process(self):
+        super().background_process()
+        session_support.background_process(self)
 
     def set_loader(self, loader):
         self.loader = loader
@@ -212,6 +234,7 @@ class Context(ContainerBase):
         if self.loader is None:
             self.loader = WebappLoader(os.path.join(self.doc_base_path, "WEB-INF"))
         self.loader.start()
+        self.start_webapp(web)     # listeners (context_initialized), filters, authenticator
         self.servlet_map = ServletMap()
         self.children.clear()
         for sdef in web.servlets.values():
@@ -224,9 +247,8 @@ class Context(ContainerBase):
                 log.warning("Context [%s]: servlet-mapping %s names unknown servlet %s",
                             self.path or "/", pattern, name)
         super()._start()
+        session_support.start_manager(self)
         self._load_on_startup()
-        if self.manager is not None and hasattr(self.manager, "start"):
-            self.manager.start()
         self._children_changed()
         log.info("Context [%s] started from %s (%d servlets)", self.path or "/", self.doc_base_path,
                  len(self.children))
@@ -260,6 +282,7 @@ class Context(ContainerBase):
             except Exception:
                 log.exception("Context [%s]: stopping the manager failed", self.path or "/")
         super()._stop()
+        self.stop_webapp()
         if self.loader is not None:
             self.loader.stop()
         self._children_changed()
@@ -306,7 +329,7 @@ class Context(ContainerBase):
             response.reset_buffer()
         try:
             servlet = wrapper.servlet or wrapper.allocate()
-            servlet.service(request, response)
+            run_servlet(wrapper, servlet, request, response)
         finally:
             (request.wrapper, request.servlet_path, request.path_info, request.match_type,
              request.dispatcher_type) = saved
@@ -329,8 +352,11 @@ class Context(ContainerBase):
         if not table:
             return None
         for klass in type(exc).__mro__:
-            for name in (klass.__module__ + "." + klass.__qualname__, klass.__qualname__,
-                         klass.__module__ + ":" + klass.__qualname__):
+            module = klass.__module__
+            if module.startswith("_pycat_webapp_"):
+                module = module.partition(".")[2]     # the app's own name, without the loader's prefix
+            for name in (module + "." + klass.__qualname__, klass.__qualname__,
+                         module + ":" + klass.__qualname__):
                 if name in table:
                     return table[name]
             if klass is Exception:

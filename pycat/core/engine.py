@@ -31,7 +31,7 @@ class Engine(ContainerBase):
     name = Attr(str, "Catalina", "Engine name (also the conf/<engine>/ folder name)")
     default_host = Attr(str, "localhost", "Host serving requests whose Host header matches no host")
     jvm_route = Attr(str, None, "Suffix appended to session ids for sticky load balancing")
-    background_processor_delay = Attr(int, 10, "Seconds between background_process() runs; <= 0 disables")
+    background_processor_delay = Attr(float, 10, "Seconds between background_process() runs; <= 0 disables")
     start_stop_threads = Attr(int, 1, "Kept for compatibility")
 
     def __init__(self):

@@ -4,31 +4,64 @@ Deployment is done by a lifecycle listener (the startup package's HostConfig) re
 Host's ``start`` and ``periodic`` events. On start the Host puts an ErrorReportValve (its
 ``errorReportValveClass``) at the end of its valves unless one is configured. Its basic valve
 runs the mapped Context's pipeline and then applies the Context's <error-page> rules.
+
+What the deployer needs from the Host:
+
+* ``install_child(new, replace=old)``: the new Context is started *outside* the tree and only
+  then swapped in, in one step (no request sees a half-started app; a failed start changes
+  nothing); the old one leaves the tree at once and is stopped when its in-flight requests are
+  done (``drain``). ``retire_child`` is the undeploy half of it.
+* ``pause_context`` / ``resume_context``: while a Context reloads, its requests wait on an
+  Event in the basic valve (then are mapped again onto the restarted Context) instead of failing.
+* Parallel ``##`` versions of one path: children are kept ordered so the mapper (which keeps
+  the last Context per path) maps the newest version; the basic valve moves a request whose
+  session id (cookie or ``;jsessionid=``) names a live session of an older version there.
 """
 import logging
 import os
+import time
+
+import gevent
+import gevent.event
 
 from pycat import reflect
 from pycat.attrs import Attr
 from pycat.core.container import ContainerBase
 from pycat.core.error_page import apply_error_page
 from pycat.core.pipeline import Valve
+from pycat.session.cookies import parse_cookie_ids, uri_param_name
+from pycat.webapp.loader import current as _current_loader
+from pycat.webapp.war import version_key
 
 log = logging.getLogger(__name__)
 
 
 class StandardHostValve(Valve):
     def invoke(self, request, response):
+        host = self.container
         context = request.context
+        if context is not None:
+            context = host.route(request, context)
         if context is None:
             response.send_error(404, "The requested resource [%s] is not available" % request.request_uri)
             return
+        loader = context.loader
+        token = _current_loader.set(loader if getattr(loader, "prefix", None) else None)
+        inflight = host._inflight
+        inflight[context] = inflight.get(context, 0) + 1
         try:
             context.pipeline.first.invoke(request, response)
         except Exception as exc:   # a valve below failed: same treatment as a servlet exception
             log.exception("Exception processing %s", request.request_uri)
             request.set_attribute("pycat.error.exception", exc)
             response.send_error(500)
+        finally:
+            _current_loader.reset(token)
+            left = inflight.get(context, 1) - 1
+            if left > 0:
+                inflight[context] = left
+            else:
+                inflight.pop(context, None)
         if response.is_error or request.get_attribute("pycat.error.exception") is not None:
             apply_error_page(context, request, response)
 
@@ -57,10 +90,187 @@ class Host(ContainerBase):
     xml_validation = Attr(bool, False, "Kept for compatibility")
     xml_namespace_aware = Attr(bool, False, "Kept for compatibility")
 
+    max_expanded_size = Attr(int, 512 * 1024 * 1024, "Largest total size (bytes) a WAR may expand to; "
+                             "a bigger WAR is not deployed (-1: no limit)")
+    deploy_api = Attr(bool, True, "Accept pycat deploy/undeploy/list on 127.0.0.1 (token file in work/)")
+    reload_hold_timeout = Attr(float, 30.0, "Seconds a request waits for its Context to finish a reload")
+
     def __init__(self):
         super().__init__()
         self.aliases = []
+        self._versions = {}      # context path -> [contexts], newest ## version first (only if > 1)
+        self._paused = {}        # context -> Event set when its reload is over
+        self._inflight = {}      # context -> requests inside it now
         self.pipeline.set_basic(StandardHostValve())
+
+    # -- children: atomic replacement, ## versions -------------------------------------------------
+    def add_child(self, child):
+        super().add_child(child)
+        self._order_children()
+
+    def remove_child(self, child):
+        super().remove_child(child)
+        self._order_children()
+
+    def install_child(self, child, replace=None, drain_timeout=2.0, verify=None, handover=None):
+        """Start ``child`` outside the tree, then put it in (instead of ``replace``) in one step,
+        so requests go from the old Context to the new one with no gap; then stop the old one
+        once its in-flight requests are done (up to drain_timeout seconds). If the start (or
+        ``verify(child)``) fails, the child is stopped, the tree is unchanged and the error
+        propagates. With ``handover(child, replace)`` (e.g. taking over the old one's saved
+        sessions) the new child's requests wait until it has run, after the old one stopped."""
+        if replace is None and child.name in self.children:
+            raise ValueError("%s already has a child named %r" % (self.component_name, child.name))
+        child.parent = self
+        try:
+            bound = getattr(getattr(child, "loader", None), "bound", None)
+            if bound is not None:       # imports made while the app starts resolve to the app
+                with bound():
+                    child.start()
+            else:
+                child.start()
+        except BaseException:
+            child.parent = None
+            raise
+        try:
+            if not child.state.available:
+                raise RuntimeError("%s did not start (state %s)" % (child.component_name, child.state.value))
+            if verify is not None:
+                verify(child)
+        except BaseException:
+            try:
+                child.stop()
+            except Exception:
+                log.exception("Host %s: stopping %s after its failed start", self.name, child.component_name)
+            child.parent = None
+            raise
+        hold = replace is not None and handover is not None
+        if hold:
+            self.pause_context(child)
+        try:
+            if replace is not None and self.children.get(replace.name) is replace:
+                del self.children[replace.name]
+            self.children[child.name] = child
+            self._order_children()
+            if replace is not None:
+                self.retire_child(replace, drain_timeout)
+                if handover is not None:
+                    try:
+                        handover(child, replace)
+                    except Exception:
+                        log.exception("Host %s: handing %s over to %s failed", self.name,
+                                      replace.component_name, child.component_name)
+        finally:
+            if hold:
+                self.resume_context(child)
+        return child
+
+    def retire_child(self, child, drain_timeout=2.0):
+        """Take ``child`` out of the tree at once, stop it when its requests are done."""
+        if self.children.get(child.name) is child:
+            del self.children[child.name]
+            self._order_children()
+        self.drain(child, drain_timeout)
+        try:
+            child.stop()
+        finally:
+            child.parent = None
+
+    def drain(self, child, timeout):
+        deadline = None
+        while self._inflight.get(child):
+            if deadline is None:
+                deadline = time.monotonic() + timeout
+            elif time.monotonic() >= deadline:
+                log.info("Host %s: %d request(s) still in %s after %.1fs; stopping it anyway",
+                         self.name, self._inflight.get(child, 0), child.component_name, timeout)
+                break
+            gevent.sleep(0.005)
+
+    def _order_children(self):
+        """Newest ## version last for each path (the mapper keeps the last one), and the
+        version lists the valve uses for session stickiness."""
+        items = sorted(self.children.items(),
+                       key=lambda kv: (getattr(kv[1], "path", ""),
+                                       version_key(getattr(kv[1], "webapp_version", "") or "")))
+        self.children = dict(items)
+        versions = {}
+        for child in self.children.values():
+            versions.setdefault(getattr(child, "path", None), []).insert(0, child)
+        self._versions = {p: v for p, v in versions.items() if len(v) > 1}
+        self._children_changed()
+
+    # -- reload: requests wait instead of failing ----------------------------------------------------
+    def pause_context(self, context):
+        self._paused.setdefault(context, gevent.event.Event())
+
+    def resume_context(self, context):
+        gate = self._paused.pop(context, None)
+        if gate is not None:
+            gate.set()
+
+    # -- request routing (called by the basic valve) ----------------------------------------------
+    def route(self, request, context):
+        """The Context that serves this request: waits while it reloads; for parallel ##
+        versions, an older version that knows the request's session keeps it."""
+        gate = self._paused.get(context)
+        if gate is not None:
+            gate.wait(self.reload_hold_timeout)
+            return self._remap(request, context)
+        if not context.state.available and context.parent is not self:
+            # replaced between mapping and now: map again on the fresh tree
+            return self._remap(request, context)
+        versions = self._versions.get(context.path) if self._versions else None
+        if versions is not None:
+            chosen = self._version_for_session(request, versions)
+            if chosen is not None and chosen is not context:
+                self._switch(request, chosen)
+                return chosen
+        return context
+
+    def _remap(self, request, context):
+        engine = self.get_engine()
+        if engine is None:
+            return context
+        request.apply_mapping(engine.mapper.map(request.get_header("host"), request.decoded_uri))
+        if request.context is None or request.context is context:
+            return request.context
+        return self.route(request, request.context)
+
+    @staticmethod
+    def _version_for_session(request, versions):
+        ids = []
+        for ctx in versions:
+            name = getattr(ctx, "session_cookie_name", None) or "JSESSIONID"
+            ids = parse_cookie_ids(request.get_header("cookie"), name)
+            params = request.path_parameters
+            if params:
+                value = params.get(uri_param_name(name))
+                if value:
+                    ids.append(value)
+            break
+        if not ids:
+            return None
+        for ctx in versions:
+            manager = getattr(ctx, "manager", None)
+            find = getattr(manager, "find_session", None)
+            if find is None or not ctx.state.available:
+                continue
+            for sid in ids:
+                try:
+                    if find(sid) is not None:
+                        return ctx
+                except Exception:
+                    log.debug("find_session(%r) failed in %s", sid, ctx.component_name, exc_info=True)
+        return None
+
+    @staticmethod
+    def _switch(request, context):
+        request.context = context
+        if request.mapping_redirect is None:
+            rel = request.servlet_path + (request.path_info or "")
+            request.wrapper, request.servlet_path, request.path_info, request.match_type = \
+                context.servlet_map.match(rel or "/")
 
     def add_alias(self, alias):
         alias = (alias or "").strip().lower()

@@ -12,6 +12,7 @@ import gevent.lock
 from pycat.attrs import Attr
 from pycat.core.container import ContainerBase
 from pycat.core.pipeline import Valve
+from pycat.webapp.filters import run_servlet
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class StandardWrapperValve(Valve):
         wrapper = self.container
         try:
             servlet = wrapper.servlet or wrapper.allocate()
-            servlet.service(request, response)
+            run_servlet(wrapper, servlet, request, response)     # behind the mapped filters
         except Exception as exc:
             log.error("Servlet.service() for servlet [%s] in context [%s] threw exception",
                       wrapper.name, request.context_path, exc_info=True)

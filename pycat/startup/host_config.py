@@ -1,17 +1,46 @@
-"""HostConfig: the Host lifecycle listener that deploys web applications found in appBase.
+"""HostConfig: the Host lifecycle listener that deploys, redeploys, reloads and undeploys apps.
 
-Attached by the rule table to every Host (Tomcat's HostRuleSet adds it the same way). On the
-Host's "start" event, when ``deployOnStartup`` is true, each directory in appBase becomes a
-Context (names follow Tomcat's ContextName: ``ROOT`` -> "", ``a#b`` -> "/a/b", ``app##2`` ->
-"/app" version 2), unless ``deployIgnore`` matches the name or server.xml already defined a
-Context with that path. WAR files and autoDeploy scanning belong to the deployment work that
-comes next: they are logged, not pretended.
+Attached by the rule table to every Host (Tomcat's HostRuleSet does the same). On the Host's
+``start`` event it deploys everything (``deployOnStartup``); on each ``periodic`` event (the
+Engine's background tick, ``backgroundProcessorDelay``) it runs ``check()`` when
+``autoDeploy`` is on. Tests call ``check()`` directly.
+
+Order, as Tomcat: context descriptors ``conf/<Engine>/<Host>/*.xml``, then ``*.war`` in
+appBase, then folders in appBase. Names follow ContextName (pycat.webapp.war); ``deployIgnore``
+(a regex on the file name) skips entries; names starting with "." are never deployed (our
+temporary folders use them). A Context server.xml defines is left alone.
+
+Each deployed app keeps *redeploy resources* (the WAR, the descriptor, the folder,
+META-INF/context.xml; compared by mtime+size) and *reload resources* (WatchedResources, by
+default WEB-INF/web.xml as in Tomcat's stock conf/context.xml, plus everything under
+WEB-INF/classes and WEB-INF/lib when ``reloadable="true"``). ``check()``:
+
+* a deleted WAR → undeploy and remove the folder it was expanded into; a deleted folder or
+  descriptor → undeploy;
+* a changed WAR (once it has stopped changing between two checks, so a half-copied file is
+  never deployed) or descriptor → redeploy: the new Context is built and started *beside* the
+  old one, then swapped in (Host.install_child); the old one is stopped after its in-flight
+  requests. If anything fails (bad zip, unsafe entry, oversized archive, bad web.xml, an
+  import error in a servlet, a failing start) the reason is logged and the old one serves on;
+* a changed reload resource → reload: requests for that Context wait (Host.pause_context)
+  while it stops and starts again with fresh modules, then go on; none fails;
+* then new WARs (stable for two checks), descriptors and folders are deployed.
+
+The expanded folder of a WAR carries ``META-INF/war-tracker`` (the WAR's mtime and size) so a
+restart reuses it when the WAR did not change. With unpackWARs="false" the WAR is expanded
+under work/<Engine>/<Host>/ instead of appBase (serving straight from the zip is not supported).
 """
 import logging
 import os
 import re
 
+import gevent.lock
+
 from pycat import reflect
+from pycat.errors import DeployError
+from pycat.startup import deploy_support as support
+from pycat.webapp.cooperate import cooperative
+from pycat.webapp.war import ContextName, safe_unpack, version_key
 
 log = logging.getLogger(__name__)
 
@@ -20,77 +49,346 @@ DEFAULT_CONTEXT_CLASS = "pycat.core.context:Context"
 
 def context_path_for(name):
     """Directory or WAR base name -> (context path, version) as Tomcat's ContextName does."""
-    base, _, version = name.partition("##")
-    if base == "ROOT" or base == "":
-        return "", version
-    return "/" + base.replace("#", "/"), version
+    cname = ContextName.from_base_name(name)
+    return cname.path, cname.version
+
+
+class DeployedApp:
+    def __init__(self, cname, context, war=None, folder=None, descriptor=None, expanded=False):
+        self.cname, self.context = cname, context
+        self.war, self.folder, self.descriptor, self.expanded = war, folder, descriptor, expanded
+        self.redeploy = {}
+        self.reload = {}
+
+    def snapshot(self):
+        self.redeploy = {p: support.signature(p) for p in self.redeploy_paths()}
+        self.reload = support.reload_signatures(self.context, self.folder)
+
+    def redeploy_paths(self):
+        paths = [p for p in (self.war, self.descriptor) if p]
+        if self.folder:
+            paths.append(self.folder)
+        if self.folder and not self.descriptor:
+            paths.append(os.path.join(self.folder, "META-INF", "context.xml"))
+        return paths
 
 
 class HostConfig:
     def __init__(self):
-        self.deployed = {}  # context path -> Context we created
-        self._autodeploy_logged = False
+        self.host = None
+        self.apps = {}        # context name -> DeployedApp
+        self.pending = {}     # WAR path -> signature at the previous check (must be stable)
+        self.failed = {}      # artifact path -> signature of the attempt that failed
+        self.lock = gevent.lock.RLock()   # Tomcat's "serviced" lock: one deployment at a time
+
+    @property
+    def deployed(self):
+        return {name: app.context for name, app in self.apps.items()}
 
     def lifecycle_event(self, event):
         host = event.source
         if event.type == "start":
+            self.host = host
+            support.register_host(host, self)
             if getattr(host, "deploy_on_startup", True):
-                self.deploy_apps(host)
+                self.deploy_apps(initial=True)
         elif event.type == "periodic":
-            if getattr(host, "auto_deploy", False) and not self._autodeploy_logged:
-                self._autodeploy_logged = True
-                log.info("%s: autoDeploy is on, but scanning appBase for changes is not handled yet",
-                         getattr(host, "name", host))
+            if getattr(host, "auto_deploy", False):
+                self.host = host
+                self.check()
         elif event.type == "stop":
-            self.deployed.clear()
+            support.unregister_host(host)
+            self.apps.clear()
+            self.pending.clear()
 
-    def deploy_apps(self, host):
-        app_base = host.get_app_base_path()
-        if not os.path.isdir(app_base):
-            log.warning("%s: appBase %s does not exist; nothing to deploy", host.name, app_base)
+    # -- scanning ---------------------------------------------------------------------------------
+    def _ignored(self, name):
+        if name.startswith("."):
+            return True
+        ignore = getattr(self.host, "deploy_ignore", None)
+        return bool(ignore) and re.fullmatch(ignore, name) is not None
+
+    def _in_use(self, cname):
+        return cname.name in self.apps or _find_child(self.host, cname.name) is not None
+
+    def config_base(self):
+        host = self.host
+        engine = host.get_engine() if hasattr(host, "get_engine") else None
+        base = getattr(host, "catalina_base", None) or os.getcwd()
+        xml_base = getattr(host, "xml_base", None)
+        if xml_base:
+            return xml_base if os.path.isabs(xml_base) else os.path.join(base, xml_base)
+        return os.path.join(base, "conf", getattr(engine, "name", None) or "Catalina", host.name)
+
+    def deploy_apps(self, initial=False):
+        with self.lock, cooperative():
+            app_base = self.host.get_app_base_path()
+            config_base = self.config_base()
+            if os.path.isdir(config_base):
+                for name in sorted(os.listdir(config_base)):
+                    full = os.path.join(config_base, name)
+                    if name.endswith(".xml") and not self._ignored(name) and os.path.isfile(full):
+                        cname = ContextName.from_base_name(name)
+                        if not self._in_use(cname) and self._worth_trying(full):
+                            self.deploy_descriptor(cname, full)
+            if not os.path.isdir(app_base):
+                log.warning("%s: appBase %s does not exist; nothing to deploy", self.host.name, app_base)
+                return
+            entries = sorted(os.listdir(app_base))
+            for name in entries:
+                full = os.path.join(app_base, name)
+                if name.lower().endswith(".war") and not self._ignored(name) and os.path.isfile(full):
+                    cname = ContextName.from_base_name(name)
+                    if self._in_use(cname) or not self._worth_trying(full):
+                        continue
+                    if initial or self._stable(full):
+                        self.deploy_war(cname, full)
+            wars = {n[:-4] for n in entries if n.lower().endswith(".war")}
+            for name in entries:
+                full = os.path.join(app_base, name)
+                if name in wars or self._ignored(name) or not os.path.isdir(full):
+                    continue
+                cname = ContextName.from_base_name(name)
+                if not self._in_use(cname) and self._worth_trying(full):
+                    self.deploy_directory(cname, full)
+
+    def _worth_trying(self, path):
+        """A failed artifact is retried only once it changed."""
+        failed = self.failed.get(path)
+        return failed is None or failed != support.artifact_signature(path)
+
+    def _stable(self, path):
+        now = support.signature(path)
+        if now is not None and self.pending.get(path) == now:
+            self.pending.pop(path, None)
+            return True
+        self.pending[path] = now
+        return False
+
+    def check(self):
+        """One autoDeploy step: changed/deleted apps first, then new ones."""
+        if self.host is None:
             return
-        ignore = getattr(host, "deploy_ignore", None)
-        ignore_re = re.compile(ignore) if ignore else None
-        for name in sorted(os.listdir(app_base)):
-            if name.startswith(".") or (ignore_re is not None and ignore_re.fullmatch(name)):
+        with self.lock, cooperative():
+            self._watch_configured_contexts()
+            for app in list(self.apps.values()):
+                try:
+                    self._check_app(app)
+                except Exception:
+                    log.exception("%s: checking %s failed", self.host.name, app.cname.display)
+            self.deploy_apps()
+            for path in [p for p in self.failed if not os.path.exists(p)]:
+                del self.failed[path]
+            if getattr(self.host, "undeploy_old_versions", False):
+                self.undeploy_old_versions()
+
+    def undeploy_old_versions(self):
+        """Host undeployOldVersions: an older ## version with no session left is undeployed and
+        its WAR/folder deleted (the newest version of each path always stays)."""
+        by_path = {}
+        for app in self.apps.values():
+            by_path.setdefault(app.cname.path, []).append(app)
+        for apps in by_path.values():
+            if len(apps) < 2:
                 continue
-            full = os.path.join(app_base, name)
-            if os.path.isdir(full):
-                self.deploy_directory(host, name, full)
-            elif name.lower().endswith(".war"):
-                stem = name[:-4]
-                if not os.path.isdir(os.path.join(app_base, stem)):
-                    log.info("%s: %s is a WAR file; deploying WARs is not handled yet (unpack it into "
-                             "appBase/%s to serve it)", host.name, name, stem)
+            apps.sort(key=lambda a: version_key(a.cname.version))
+            for app in apps[:-1]:
+                manager = getattr(app.context, "manager", None)
+                try:
+                    active = len(manager.find_sessions()) if manager is not None else 0
+                except Exception:
+                    continue
+                if active == 0 and (app.war or app.folder) and not app.descriptor:
+                    log.info("%s: undeploying old version %s (no active sessions)",
+                             self.host.name, app.cname.display)
+                    self.undeploy(app, remove_files=True)
+                    if app.war and os.path.isfile(app.war):
+                        os.unlink(app.war)
 
-    def deploy_directory(self, host, name, full):
-        path, version = context_path_for(name)
-        if self._has_context(host, path):
-            log.debug("%s: context %r already defined; not deploying %s", host.name, path, full)
-            return None
-        cls = reflect.load_class(getattr(host, "context_class", None) or DEFAULT_CONTEXT_CLASS)
-        ctx = cls()
-        ctx.path = path
-        ctx.doc_base = full
-        if version and hasattr(type(ctx), "webapp_version"):
-            ctx.webapp_version = version
-        log.info("%s: deploying web application directory %s as %r", host.name, full, path or "/")
+    def _watch_configured_contexts(self):
+        """Contexts server.xml defines are not redeployed, but they reload like ours
+        (reloadable / WatchedResource), as Tomcat's loader and ContextConfig do for them."""
+        children = getattr(self.host, "find_children", None)
+        for ctx in (children() if children is not None else []):
+            name = getattr(ctx, "name", None)
+            if name in self.apps or not getattr(ctx, "state", None) or not ctx.state.available:
+                continue
+            app = DeployedApp(ContextName(ctx.path, getattr(ctx, "webapp_version", "")), ctx)
+            if app.cname.name == name:
+                app.snapshot()
+                self.apps[name] = app
+
+    def _check_app(self, app):
+        if _find_child(self.host, app.cname.name) is not app.context:
+            self.apps.pop(app.cname.name, None)      # removed by someone else
+            return
+        for path, old in list(app.redeploy.items()):
+            now = support.signature(path)
+            if now == old:
+                continue
+            gone_means_undeploy = path in (app.war, app.descriptor) or (path == app.folder and not app.war)
+            if now is None and gone_means_undeploy:
+                log.info("%s: %s was removed; undeploying %s", self.host.name, path, app.cname.display)
+                self.undeploy(app, remove_files=app.expanded)
+                return
+            if path == app.war and not self._stable(path):
+                return
+            log.info("%s: %s changed; redeploying %s", self.host.name, path, app.cname.display)
+            self.redeploy(app)
+            return
+        now = support.reload_signatures(app.context, app.folder)
+        if now != app.reload:
+            changed = sorted(k for k in set(now) | set(app.reload) if now.get(k) != app.reload.get(k))
+            log.info("%s: reloading %s (%s changed)", self.host.name, app.cname.display, ", ".join(changed[:3]))
+            self.reload(app)
+
+    # -- deploying --------------------------------------------------------------------------------
+    def deploy_directory(self, cname, folder, replace=None):
+        log.info("%s: deploying web application directory %s as %s", self.host.name, folder, cname.display)
         try:
-            host.add_child(ctx)
-        except Exception:
-            log.exception("%s: deploying %s failed; other applications go on", host.name, full)
-            return None
-        self.deployed[path] = ctx
-        return ctx
+            ctx = support.new_context(self.host, cname, folder)
+            self._install(ctx, replace)
+        except Exception as exc:
+            return self._failed(cname, folder, exc, replace)
+        return self._track(DeployedApp(cname, ctx, folder=folder))
 
-    @staticmethod
-    def _has_context(host, path):
-        find = getattr(host, "find_child", None)
-        if find is not None:
+    def deploy_war(self, cname, war, replace=None, descriptor=None):
+        host = self.host
+        log.info("%s: deploying web application archive %s as %s", host.name, war, cname.display)
+        dest = support.expanded_folder(host, cname, self.config_base())
+        moved = None
+        try:
+            if not support.tracker_matches(dest, war) or replace is not None:
+                fresh = support.sibling(dest, "deploying")
+                support.remove_tree(fresh)
+                safe_unpack(war, fresh, getattr(host, "max_expanded_size", None))
+                support.write_tracker(fresh, war)
+                if os.path.exists(dest):
+                    moved = support.sibling(dest, "previous")
+                    support.remove_tree(moved)
+                    os.rename(dest, moved)
+                    if replace is not None:
+                        support.relocate(replace, moved)
+                os.rename(fresh, dest)
+            ctx = support.new_context(host, cname, dest, descriptor)
+            self._install(ctx, replace)
+        except Exception as exc:
+            if moved is not None:        # put the previous files back under the old app
+                support.remove_tree(dest)
+                os.rename(moved, dest)
+                if replace is not None:
+                    support.relocate(replace, dest)
+            elif replace is None and not os.path.exists(support.sibling(dest, "previous")):
+                if support.tracker_matches(dest, war):
+                    support.remove_tree(dest)
+            return self._failed(cname, war, exc, replace)
+        if moved is not None:
+            support.remove_tree(moved)
+        self.failed.pop(war, None)
+        return self._track(DeployedApp(cname, ctx, war=war, folder=dest, descriptor=descriptor, expanded=True))
+
+    def deploy_descriptor(self, cname, xml, replace=None):
+        log.info("%s: deploying configuration descriptor %s", self.host.name, xml)
+        try:
+            doc_base = support.descriptor_doc_base(self.host, xml, cname)
+        except Exception as exc:
+            return self._failed(cname, xml, exc, replace)
+        if doc_base.lower().endswith(".war") and os.path.isfile(doc_base):
+            return self.deploy_war(cname, doc_base, replace, descriptor=xml)
+        try:
+            ctx = support.new_context(self.host, cname, doc_base, xml)
+            self._install(ctx, replace)
+        except Exception as exc:
+            return self._failed(cname, xml, exc, replace)
+        return self._track(DeployedApp(cname, ctx, folder=doc_base, descriptor=xml))
+
+    def _install(self, ctx, replace):
+        self.host.install_child(ctx, replace=replace.context if replace is not None else None,
+                                drain_timeout=getattr(ctx, "unload_delay", 2000) / 1000.0,
+                                verify=support.verify_context, handover=support.carry_sessions)
+
+    def _track(self, app):
+        app.snapshot()
+        self.apps[app.cname.name] = app
+        self.failed.pop(app.descriptor or app.war or app.folder, None)
+        return app.context
+
+    def _failed(self, cname, artifact, exc, replace):
+        reason = support.describe(exc)
+        if replace is not None:
+            log.error("%s: redeploying %s from %s failed: %s; the previous version keeps serving",
+                      self.host.name, cname.display, artifact, reason,
+                      exc_info=not isinstance(exc, DeployError))
+            replace.snapshot()      # don't retry the same broken files on every tick
+        else:
+            log.error("%s: deploying %s from %s failed: %s", self.host.name, cname.display, artifact,
+                      reason, exc_info=not isinstance(exc, DeployError))
+        self.failed[artifact] = support.artifact_signature(artifact)
+        return None
+
+    def redeploy(self, app):
+        if app.descriptor:
+            return self.deploy_descriptor(app.cname, app.descriptor, replace=app)
+        if app.war:
+            return self.deploy_war(app.cname, app.war, replace=app)
+        return self.deploy_directory(app.cname, app.folder, replace=app)
+
+    def reload(self, app):
+        """Stop and start the same Context; its requests wait meanwhile (Tomcat's paused reload)."""
+        host, ctx = self.host, app.context
+        host.pause_context(ctx)
+        try:
+            host.drain(ctx, getattr(ctx, "unload_delay", 2000) / 1000.0)
+            ctx.stop()
+            loader = getattr(ctx, "loader", None)
+            if loader is not None:
+                with loader.bound():
+                    ctx.start()
+            else:
+                ctx.start()
+            support.verify_context(ctx)
+            log.info("%s: reloading context %s is completed", host.name, app.cname.display)
+        except Exception as exc:
+            log.error("%s: reloading %s failed: %s", host.name, app.cname.display, support.describe(exc),
+                      exc_info=not isinstance(exc, DeployError))
+        finally:
+            host.resume_context(ctx)
+            app.snapshot()
+
+    def undeploy(self, app, remove_files=False):
+        with self.lock, cooperative():
+            self.apps.pop(app.cname.name, None)
+            log.info("%s: undeploying context %s", self.host.name, app.cname.display)
             try:
-                return find(path) is not None
+                self.host.retire_child(app.context, getattr(app.context, "unload_delay", 2000) / 1000.0)
             except Exception:
-                return False
-        children = getattr(host, "children", None) or {}
-        values = children.values() if isinstance(children, dict) else children
-        return any(getattr(c, "path", None) == path for c in values)
+                log.exception("%s: stopping %s failed", self.host.name, app.cname.display)
+            if remove_files and app.folder and os.path.isdir(app.folder):
+                support.remove_tree(app.folder)
+
+    # -- for the manager API ------------------------------------------------------------------------
+    def deploy_now(self, cname):
+        """Deploy (or redeploy) ``cname`` from what is in appBase now, without waiting for a tick."""
+        with self.lock, cooperative():
+            app = self.apps.get(cname.name)
+            app_base = self.host.get_app_base_path()
+            war = os.path.join(app_base, cname.base_name + ".war")
+            folder = os.path.join(app_base, cname.base_name)
+            self.failed.pop(war, None), self.failed.pop(folder, None), self.pending.pop(war, None)
+            if os.path.isfile(war):
+                return self.deploy_war(cname, war, replace=app)
+            if os.path.isdir(folder):
+                return self.deploy_directory(cname, folder, replace=app)
+            raise DeployError("nothing to deploy for %s in %s" % (cname.display, app_base))
+
+
+def _find_child(host, name):
+    find = getattr(host, "find_child", None)
+    if find is not None:
+        return find(name)
+    return (getattr(host, "children", None) or {}).get(name)
+
+
+# kept for callers of the first version
+def load_context_class(host):
+    return reflect.load_class(getattr(host, "context_class", None) or DEFAULT_CONTEXT_CLASS)

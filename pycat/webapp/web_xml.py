@@ -3,8 +3,8 @@
 Read: <servlet> (servlet-name, servlet-class, init-param, load-on-startup), <servlet-mapping>
 (one or more url-pattern), <welcome-file-list>, <mime-mapping>, <error-page> (error-code or
 exception-type → location), <context-param>, <session-config> (session-timeout, cookie-config
-name/path/domain/http-only/secure), <distributable/>, <display-name>, and filters/listeners are
-recorded by name only (filters run in a later version). Namespaces (javaee, jakartaee, none) are
+name/path/domain/http-only/secure), <distributable/>, <display-name>; filters, filter mappings,
+listeners and security elements are read by web_xml_ext. Namespaces (javaee, jakartaee, none) are
 ignored: elements are matched by local name.
 
 ``merge(defaults, app)`` applies the app descriptor over conf/web.xml like Tomcat: servlets and
@@ -17,6 +17,7 @@ import logging
 from lxml import etree
 
 from pycat.errors import ConfigError
+from pycat.webapp import web_xml_ext
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,12 @@ class WebXml:
     session_timeout: int = None                                       # minutes
     session_cookie: dict = dataclasses.field(default_factory=dict)
     distributable: bool = False
-    filters: list = dataclasses.field(default_factory=list)
-    listeners: list = dataclasses.field(default_factory=list)
+    filters: list = dataclasses.field(default_factory=list)           # web_xml_ext.FilterDef
+    listeners: list = dataclasses.field(default_factory=list)         # listener class names
+    filter_mappings: list = dataclasses.field(default_factory=list)   # web_xml_ext.FilterMapping
+    security_constraints: list = dataclasses.field(default_factory=list)
+    login_config: object = None                                       # web_xml_ext.LoginConfig
+    security_roles: list = dataclasses.field(default_factory=list)
 
 
 def _local(el):
@@ -129,10 +134,8 @@ def parse_web_xml(source, name=None):
                     web.session_cookie[_local(c)] = (c.text or "").strip()
         elif kind == "distributable":
             web.distributable = True
-        elif kind == "filter":
-            web.filters.append(_text(el, "filter-name"))
-        elif kind == "listener":
-            web.listeners.append(_text(el, "listener-class"))
+        elif kind in web_xml_ext.ELEMENTS:
+            web_xml_ext.parse_element(web, kind, el, where)
     for pattern, servlet in web.mappings:
         if servlet not in web.servlets:
             log.debug("%s: mapping %s names servlet %s defined elsewhere", where, pattern, servlet)
@@ -153,8 +156,7 @@ def merge(defaults, app):
     out.session_timeout = app.session_timeout if app.session_timeout is not None else defaults.session_timeout
     out.session_cookie = {**defaults.session_cookie, **app.session_cookie}
     out.distributable = app.distributable
-    out.filters = list(app.filters)
-    out.listeners = list(app.listeners)
+    web_xml_ext.merge_into(out, defaults, app)
     return out
 
 

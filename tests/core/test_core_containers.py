@@ -218,7 +218,7 @@ def test_unknown_executor_fails_the_connector(tmp_path):
     tree.server.stop()
 
 
-def test_realms_and_naming_are_kept(caplog):
+def test_realms_and_naming_are_kept(tmp_path):
     outer = LockOutRealm()
     inner = UserDatabaseRealm()
     inner.resource_name = "UserDatabase"
@@ -233,9 +233,17 @@ def test_realms_and_naming_are_kept(caplog):
     naming = NamingResources()
     naming.add_resource(res)
     assert naming.find_resource("UserDatabase").get("pathname") == "conf/tomcat-users.xml"
-    with caplog.at_level("INFO"):
-        outer.start()
-    assert "enforced in a later version" in caplog.text
+    # realms are enforced now (tests/webapp_api): the UserDatabase is read through the Server's naming
+    server = Server()
+    server.catalina_base = str(tmp_path)
+    server.set_global_naming_resources(naming)
+    service = Service()
+    server.add_service(service)
+    service.set_container(engine)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "tomcat-users.xml").write_text('<tomcat-users><user username="a" password="b" roles="r"/></tomcat-users>')
+    outer.start()
+    assert outer.authenticate("a", "b").roles == {"r"}
     outer.stop()
 
 

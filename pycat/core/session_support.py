@@ -1,0 +1,348 @@
+"""The request side of sessions: the Context's Manager, session lookup, cookies and URL rewriting.
+
+Tomcat spreads this over StandardContext, Request.doGetSession and Response.encodeURL; here it is
+one module, called through small hooks:
+
+* ``start_manager(context)`` (Context start): a ``<Manager>`` from server.xml/context.xml, or a
+  StandardManager, gets the context, name, work dir (CATALINA_BASE/work/<Engine>/<Host>/<app>),
+  the Engine's jvmRoute, ``distributable`` and the timeout (web.xml session-timeout minutes x 60;
+  a ``maxInactiveInterval`` set explicitly on the <Manager> wins), then the web.xml ``<listener>``
+  classes that have session listener methods are registered and the manager started.
+* ``begin(request, response)`` / ``end(request, response)`` wrap the servlet call in the Context
+  valve. ``begin`` only notes the requested ids (cookie values named per session-config
+  cookie-config name / Context sessionCookieName, then the ``;jsessionid=`` path parameter);
+  nothing is looked up until the app asks, so a request that never touches the session pays
+  almost nothing. ``end`` calls ``end_access()`` on every session the request used
+  (PersistentManager with maxIdleBackup=0 writes the store there) and turns a refused session
+  (maxActiveSessions) into **503** with the manager's message: the server is out of a resource,
+  the client may retry; Tomcat's IllegalStateException would be a less useful 500.
+* ``get_session(request, create)``: the first requested id naming a live session wins (every
+  candidate cookie is tried in order, as Tomcat does); forged, malformed, unknown or expired ids
+  just mean "no session" and, with ``create``, a fresh one with a new id (never the requested one).
+  A new session's Set-Cookie (Path = context path or "/", HttpOnly unless useHttpOnly="false",
+  Secure on https or cookie-config secure, SameSite from <CookieProcessor sameSiteCookies>,
+  Max-Age from cookie-config max-age) is a *container header* of the response, so it survives a
+  WSGI app's start_response.
+* WSGI apps get ``environ["pycat.session"]``: a ``SessionAccessor``. It creates nothing by
+  itself; ``accessor.get()`` is the session or None, ``accessor.get(create=True)`` /
+  ``accessor.create()`` creates one. The framework adapters (pycat.session.adapters) build on it.
+"""
+import logging
+import os
+
+import gevent.local
+
+from pycat import reflect
+from pycat.connector.response import IllegalStateError
+from pycat.session import cookies
+from pycat.session.errors import NotSerializableError, TooManyActiveSessions
+from pycat.session.events import LISTENER_METHODS
+from pycat.session.manager import StandardManager
+
+log = logging.getLogger(__name__)
+
+EXCEPTION_ATTR = "pycat.error.exception"
+_CURRENT = gevent.local.local()
+
+
+# -- the Context's manager --------------------------------------------------------------------
+def app_base_name(path):
+    """Tomcat's ContextName base name: "" -> ROOT, "/a/b" -> a#b."""
+    return path.strip("/").replace("/", "#") or "ROOT"
+
+
+def work_dir_for(context):
+    if context.work_dir:
+        return context.work_dir if os.path.isabs(context.work_dir) \
+            else os.path.join(context.catalina_base, context.work_dir)
+    host = context.parent
+    engine = getattr(host, "parent", None)
+    return os.path.join(context.catalina_base, "work", getattr(engine, "name", None) or "Catalina",
+                        getattr(host, "name", None) or "localhost", app_base_name(context.path))
+
+
+def start_manager(context):
+    """Create (if needed), configure and start the Context's manager; register web.xml listeners."""
+    manager = context.manager
+    if manager is None:
+        manager = StandardManager()
+        context.set_manager(manager)
+    manager.context = context
+    if not manager.name:
+        manager.name = context.name or "/"
+    manager.work_dir = work_dir_for(context)
+    engine = context.get_engine()
+    manager.jvm_route = getattr(engine, "jvm_route", None) or None
+    manager.distributable = bool(context.distributable)
+    if "max_inactive_interval" not in manager.__dict__:
+        minutes = context.session_timeout
+        manager.max_inactive_interval = minutes * 60 if minutes and minutes > 0 else -1
+    context.__dict__["_session_config"] = None
+    _register_listeners(context, manager)
+    manager.start()
+
+
+def _register_listeners(context, manager):
+    for old in context.__dict__.pop("_session_listeners", ()):
+        manager.remove_session_listener(old)
+    added = []
+    shared = getattr(getattr(context, "webapp_listeners", None), "instances", None)
+    if shared is not None:
+        # pycat.webapp.listeners already made one instance per <listener>: the same object
+        # hears context, request and session events, as in Tomcat
+        for listener in shared:
+            if any(callable(getattr(listener, m, None)) for m in LISTENER_METHODS) \
+                    and manager.add_session_listener(listener):
+                added.append(listener)
+        context.__dict__["_session_listeners"] = added
+        return
+    web = context.web_xml
+    for name in (getattr(web, "listeners", None) or ()):
+        if not name:
+            continue
+        try:
+            cls = context.loader.load(name) if context.loader is not None else reflect.load_class(name)
+        except Exception:
+            log.exception("Context [%s]: listener class %s could not be loaded", context.path or "/", name)
+            continue
+        if not any(callable(getattr(cls, m, None)) for m in LISTENER_METHODS):
+            continue  # a servlet-context or request listener: not the session manager's business
+        try:
+            listener = cls() if isinstance(cls, type) else cls
+        except Exception:
+            log.exception("Context [%s]: listener %s could not be created", context.path or "/", name)
+            continue
+        if manager.add_session_listener(listener):
+            added.append(listener)
+    context.__dict__["_session_listeners"] = added
+
+
+def background_process(context):
+    manager = context.manager
+    if manager is not None and manager.state.available:
+        try:
+            manager.background_process()
+        except Exception:
+            log.exception("Context [%s]: session manager background processing failed", context.path or "/")
+
+
+# -- per-context cookie settings --------------------------------------------------------------
+class CookieConfig:
+    __slots__ = ("name", "param", "path", "domain", "http_only", "secure", "same_site", "max_age",
+                 "use_cookies")
+
+    def __init__(self, context):
+        web = getattr(context.web_xml, "session_cookie", None) or {}
+        # Tomcat's SessionConfig: the Context's sessionCookieName (when set) over cookie-config name
+        explicit = context.__dict__.get("session_cookie_name")
+        self.name = explicit or web.get("name") or context.session_cookie_name or cookies.DEFAULT_COOKIE_NAME
+        self.param = cookies.uri_param_name(self.name)
+        self.path = context.session_cookie_path or web.get("path") or \
+            cookies.session_cookie_path(context.path, context.session_cookie_path_uses_trailing_slash)
+        self.domain = context.session_cookie_domain or web.get("domain") or None
+        http_only = web.get("http-only")
+        self.http_only = context.use_http_only if not http_only else http_only.lower() == "true"
+        self.secure = (web.get("secure") or "").lower() == "true"
+        max_age = web.get("max-age")
+        self.max_age = int(max_age) if max_age and max_age.lstrip("-").isdigit() else None
+        self.same_site = cookies.normalize_same_site(_same_site_setting(context))
+        self.use_cookies = bool(context.cookies)
+
+
+def _same_site_setting(context):
+    processor = getattr(context, "cookie_processor", None)
+    if processor is not None:
+        for key in ("sameSiteCookies", "same_site_cookies"):
+            value = processor.get(key) if hasattr(processor, "get") else getattr(processor, key, None)
+            if value:
+                return value
+    return getattr(context, "same_site_cookies", None)
+
+
+def config_for(context):
+    cfg = context.__dict__.get("_session_config")
+    if cfg is None:
+        cfg = context.__dict__["_session_config"] = CookieConfig(context)
+    return cfg
+
+
+# -- per request ---------------------------------------------------------------------------------
+class SessionState:
+    __slots__ = ("response", "config", "candidates", "from_cookie", "looked_up", "used")
+
+    def __init__(self, response, config):
+        self.response = response
+        self.config = config
+        self.candidates = ()      # [(id, from_cookie)] in the order they are tried
+        self.from_cookie = False
+        self.looked_up = False
+        self.used = []            # sessions access()-ed by this request
+
+
+def begin(request, response):
+    context = request.context
+    cfg = config_for(context)
+    state = SessionState(response, cfg)
+    candidates = []
+    if cfg.use_cookies:
+        header = request.environ.get("HTTP_COOKIE")
+        if header and cfg.name in header:
+            candidates = [(sid, True) for sid in cookies.parse_cookie_ids(header, cfg.name)]
+    params = request.path_parameters
+    if params:
+        sid = params.get(cfg.param)
+        if sid:
+            candidates.append((sid, False))
+    if candidates:
+        state.candidates = candidates
+        request.requested_session_id = candidates[0][0]
+        state.from_cookie = candidates[0][1]
+    request.session_state = state
+    _CURRENT.request = request
+
+
+def end(request, response):
+    _CURRENT.request = None
+    state = request.session_state
+    if state is not None:
+        for session in state.used:
+            try:
+                session.end_access()
+            except Exception:
+                log.exception("end_access of session %s failed", session.id)
+        state.used = []
+    exc = request.attributes.get(EXCEPTION_ATTR)
+    if exc is not None and not response.committed:
+        if isinstance(exc, TooManyActiveSessions):
+            response.send_error(503, str(exc))
+        elif isinstance(exc, NotSerializableError):
+            response.send_error(500, str(exc))
+
+
+def current_request():
+    """The request the current greenlet is serving (for adapters that are not handed one)."""
+    return getattr(_CURRENT, "request", None)
+
+
+def _state(request):
+    state = request.session_state
+    if state is None and request.context is not None:
+        state = request.session_state = SessionState(None, config_for(request.context))
+    return state
+
+
+def _use(state, session):
+    session.access()
+    state.used.append(session)
+    return session
+
+
+def get_session(request, create=True):
+    session = request.session_if_exists
+    if session is not None:
+        if session.is_valid:
+            return session
+        request.session_if_exists = None
+    context = request.context
+    manager = getattr(context, "manager", None)
+    if manager is None or not manager.state.available:
+        return None
+    state = _state(request)
+    if not state.looked_up:
+        state.looked_up = True
+        for sid, from_cookie in state.candidates:
+            found = manager.find_session(sid)
+            if found is not None:
+                request.requested_session_id = sid
+                state.from_cookie = from_cookie
+                request.session_if_exists = _use(state, found)
+                return found
+    if not create:
+        return None
+    response = state.response
+    if state.config.use_cookies and response is not None and response.committed:
+        raise IllegalStateError("Cannot create a session after the response has been committed")
+    session = _use(state, manager.create_session())
+    request.session_if_exists = session
+    _send_cookie(request, state, session.id)
+    return session
+
+
+def _send_cookie(request, state, session_id):
+    cfg = state.config
+    response = state.response
+    if not cfg.use_cookies or response is None or response.committed:
+        return
+    value = cookies.session_cookie_value(
+        session_id, name=cfg.name, path=cfg.path, domain=cfg.domain, http_only=cfg.http_only,
+        secure=cfg.secure or request.secure, same_site=cfg.same_site, max_age=cfg.max_age)
+    prefix = cfg.name + "="
+    # one session cookie per response (invalidate + create, or a changed id, replace it)
+    response.headers = [h for h in response.headers
+                        if not (h[0].lower() == "set-cookie" and h[1].startswith(prefix))]
+    response.add_container_header("Set-Cookie", value)
+
+
+def change_session_id(request, new_id=None):
+    """Give the current session a new id (call at login, against session fixation)."""
+    session = get_session(request, False)
+    if session is None:
+        raise IllegalStateError("change_session_id: the request has no session")
+    new_id = session.manager.change_session_id(session, new_id)
+    _send_cookie(request, _state(request), new_id)
+    return new_id
+
+
+def is_requested_session_id_valid(request):
+    session = get_session(request, False)
+    return session is not None and session.id == request.requested_session_id
+
+
+def requested_session_id_from_cookie(request):
+    state = request.session_state
+    return bool(request.requested_session_id and state is not None and state.from_cookie)
+
+
+def encode_url(request, url, redirect=False):
+    """Response.encodeURL: ``;jsessionid=`` added only when the session id did not come from a
+    cookie (cookies disabled, or a new session whose cookie the browser has not sent yet) and the
+    URL stays inside this context on this server."""
+    context = request.context if request is not None else None
+    session = request.session_if_exists if request is not None else None
+    if context is None or session is None:
+        return url
+    cfg = config_for(context)
+    valid = session.is_valid
+    if not cookies.is_encodeable(
+            url, session_id=session.id, session_valid=valid,
+            id_from_cookie=requested_session_id_from_cookie(request) and request.requested_session_id == session.id,
+            scheme=request.scheme, server_name=request.server_name, server_port=request.server_port,
+            context_path=request.context_path, request_path=request.decoded_uri, param=cfg.param):
+        return url
+    return cookies.encode_url(url, session.id, cfg.param)
+
+
+class SessionAccessor:
+    """``environ["pycat.session"]``: creates nothing until asked (see module doc)."""
+    __slots__ = ("request",)
+
+    def __init__(self, request):
+        self.request = request
+
+    def get(self, create=False):
+        return get_session(self.request, create)
+
+    def create(self):
+        return get_session(self.request, True)
+
+    __call__ = get
+
+    @property
+    def exists(self):
+        return get_session(self.request, False) is not None
+
+    def change_id(self):
+        return change_session_id(self.request)
+
+    def __repr__(self):
+        return "<SessionAccessor %r>" % (self.request,)

@@ -1,0 +1,256 @@
+"""Helpers of HostConfig: file signatures, Context creation from descriptors, WAR trackers,
+verification of a started Context, and the registry of deployers the manager API talks to."""
+import logging
+import os
+import shutil
+
+from pycat import attrs, reflect
+from pycat.errors import ConfigError, DeployError
+from pycat.webapp.loader import WebappLoader
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT_CLASS = "pycat.core.context:Context"
+DEFAULT_WATCHED = ("WEB-INF/web.xml",)    # what Tomcat's stock conf/context.xml watches
+TRACKER = os.path.join("META-INF", "war-tracker")
+
+# Host -> HostConfig, for the manager API (pycat.startup.manager_api)
+deployers = {}
+
+
+def register_host(host, config):
+    deployers[host] = config
+    from pycat.startup import manager_api
+    manager_api.host_started(host)
+
+
+def unregister_host(host):
+    deployers.pop(host, None)
+    from pycat.startup import manager_api
+    manager_api.host_stopped(host)
+
+
+# -- signatures ------------------------------------------------------------------------------------
+def signature(path):
+    """(mtime_ns, size) of a file; ("dir",) for a folder (only its existence counts); None if absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if os.path.isdir(path):
+        return ("dir",)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def artifact_signature(path):
+    """What must change before a failed deploy is tried again: a file's signature; for a folder
+    its descriptors and code (so fixing web.xml or a module in place is noticed)."""
+    if not os.path.isdir(path):
+        return signature(path)
+    parts = [signature(os.path.join(path, "WEB-INF", "web.xml")),
+             signature(os.path.join(path, "META-INF", "context.xml"))]
+    for sub in ("classes", "lib"):
+        full = os.path.join(path, "WEB-INF", sub)
+        parts.append(tree_signature(full) if os.path.isdir(full) else None)
+    return tuple(parts)
+
+
+def tree_signature(folder):
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            full = os.path.join(dirpath, name)
+            out.append((os.path.relpath(full, folder), signature(full)))
+    return tuple(out)
+
+
+def reload_signatures(ctx, folder):
+    """{resource: signature} of what makes the Context reload."""
+    base = getattr(ctx, "doc_base_path", None) or folder or ""
+    sigs = {}
+    for res in getattr(ctx, "watched_resources", ()):
+        path = res if os.path.isabs(res) else os.path.join(base, res)
+        sigs[path] = signature(path)
+    if getattr(ctx, "reloadable", False):
+        for sub in ("classes", "lib"):
+            path = os.path.join(base, "WEB-INF", sub)
+            sigs[path] = tree_signature(path) if os.path.isdir(path) else None
+    return sigs
+
+
+# -- folders -------------------------------------------------------------------------------------
+def remove_tree(folder):
+    """rmtree in the hub's thread pool: hundreds of unlinks would otherwise stall every request
+    of the process for tens of milliseconds (file system calls release the GIL)."""
+    if not os.path.lexists(folder):
+        return
+    import gevent
+    try:
+        gevent.get_hub().threadpool.apply(shutil.rmtree, (folder, True))
+    except Exception:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def sibling(folder, what):
+    """A hidden working folder next to ``folder`` (scans skip names starting with ".")."""
+    parent, name = os.path.split(folder)
+    return os.path.join(parent, ".%s.%s" % (name, what))
+
+
+def expanded_folder(host, cname, config_base):
+    if getattr(host, "unpack_wars", True):
+        return os.path.join(host.get_app_base_path(), cname.base_name)
+    engine = host.get_engine() if hasattr(host, "get_engine") else None
+    work = os.path.join(host.catalina_base, "work", getattr(engine, "name", None) or "Catalina",
+                        host.name, cname.base_name)
+    log.warning("%s: unpackWARs is false; serving %s straight from the WAR is not supported, "
+                "it is expanded into %s instead", host.name, cname.base_name, work)
+    os.makedirs(os.path.dirname(work), exist_ok=True)
+    return work
+
+
+def _war_stamp(war):
+    sig = signature(war)
+    return "%s %s\n" % sig if sig else ""
+
+
+def tracker_matches(folder, war):
+    try:
+        with open(os.path.join(folder, TRACKER)) as fh:
+            return fh.read() == _war_stamp(war)
+    except OSError:
+        return False
+
+
+def write_tracker(folder, war):
+    os.makedirs(os.path.join(folder, "META-INF"), exist_ok=True)
+    with open(os.path.join(folder, TRACKER), "w") as fh:
+        fh.write(_war_stamp(war))
+
+
+def relocate(app, folder):
+    """Point a serving app at the folder its files were moved to (during a redeploy swap)."""
+    ctx = app.context
+    old = getattr(ctx, "doc_base_path", None)
+    new = os.path.realpath(folder)
+    ctx.doc_base_path = new
+    loader = getattr(ctx, "loader", None)
+    if old and hasattr(loader, "relocate"):
+        loader.relocate(old, new)
+
+
+# -- contexts --------------------------------------------------------------------------------------
+def _digest_context(path, host):
+    from pycat.startup.digester import Digester
+    props = dict(os.environ)
+    props.update({"catalina.base": host.catalina_base, "catalina.home": host.catalina_home})
+    try:
+        ctx = Digester(properties=props).parse_file(path)
+    except ConfigError as exc:
+        raise DeployError("bad context descriptor: %s" % exc) from None
+    if not hasattr(ctx, "add_watched_resource"):
+        raise DeployError("%s does not describe a <Context>" % path)
+    return ctx
+
+
+def descriptor_doc_base(host, xml, cname):
+    ctx = _digest_context(xml, host)
+    doc_base = ctx.doc_base or cname.base_name
+    if not os.path.isabs(doc_base):
+        doc_base = os.path.join(host.get_app_base_path(), doc_base)
+    return os.path.abspath(doc_base)
+
+
+def _apply_defaults(ctx, host):
+    """conf/context.xml (base, then home) applies to every Context, under its own settings."""
+    for root in (host.catalina_base, host.catalina_home):
+        path = os.path.join(root, "conf", "context.xml")
+        if os.path.isfile(path):
+            defaults = _digest_context(path, host)
+            for name, attr in attrs.configurable_attrs(type(defaults)).items():
+                if attr.name in defaults.__dict__ and attr.name not in ctx.__dict__:
+                    setattr(ctx, attr.name, defaults.__dict__[attr.name])
+            for res in defaults.watched_resources:
+                ctx.add_watched_resource(res)
+            for key, value in defaults.parameters.items():
+                ctx.parameters.setdefault(key, value)
+            if getattr(ctx, "manager", None) is None and getattr(defaults, "manager", None) is not None:
+                ctx.set_manager(defaults.manager)
+            return True
+    return False
+
+
+def new_context(host, cname, doc_base, descriptor=None):
+    """The Context for an app: from its descriptor, else META-INF/context.xml (deployXML), else
+    the Host's contextClass; conf/context.xml defaults under it; path/name/version from cname."""
+    meta = os.path.join(doc_base, "META-INF", "context.xml")
+    if descriptor:
+        ctx = _digest_context(descriptor, host)
+    elif getattr(host, "deploy_xml", True) and os.path.isfile(meta):
+        ctx = _digest_context(meta, host)
+    else:
+        ctx = reflect.load_class(getattr(host, "context_class", None) or DEFAULT_CONTEXT_CLASS)()
+    if not _apply_defaults(ctx, host):
+        for res in DEFAULT_WATCHED:
+            ctx.add_watched_resource(res)
+    if not os.path.isdir(doc_base):
+        raise DeployError("docBase %s is not a folder" % doc_base)
+    ctx.path = cname.path
+    ctx.name = cname.name
+    if hasattr(type(ctx), "webapp_version"):
+        ctx.webapp_version = cname.version
+    ctx.doc_base = os.path.abspath(doc_base)
+    if hasattr(ctx, "set_loader") and getattr(ctx, "loader", None) is None:
+        ctx.set_loader(WebappLoader(os.path.join(ctx.doc_base, "WEB-INF"), name=cname.base_name))
+    return ctx
+
+
+def verify_context(ctx):
+    """After start: every servlet class of the app must import (an import error fails the
+    deploy now rather than the first request later)."""
+    from pycat.webapp.servlet import SERVLET_ALIASES
+    loader = getattr(ctx, "loader", None)
+    if loader is None:
+        return
+    for wrapper in list(getattr(ctx, "children", {}).values()):
+        name = getattr(wrapper, "servlet_class", None)
+        if not name or getattr(wrapper, "servlet", None) is not None:
+            continue
+        name = SERVLET_ALIASES.get(name.strip(), name)
+        try:
+            loader.load(name)
+        except Exception as exc:
+            raise DeployError("servlet [%s] class %s cannot be loaded: %s: %s"
+                              % (wrapper.name, name, type(exc).__name__, exc)) from exc
+
+
+def carry_sessions(new_ctx, old_ctx):
+    """After a redeploy swap: the new Context's StandardManager takes the sessions the old one
+    saved when it stopped (same file), as they survive an undeploy+deploy in Tomcat. Values of
+    the app's own classes load with the new code (loader.canonical names)."""
+    new_m, old_m = getattr(new_ctx, "manager", None), getattr(old_ctx, "manager", None)
+    path_of = getattr(new_m, "persistence_path", None)
+    if path_of is None or not hasattr(new_m, "load") or not hasattr(old_m, "persistence_path"):
+        return
+    path = path_of()
+    if not path or path != old_m.persistence_path() or not os.path.exists(path):
+        return
+    loader = getattr(new_ctx, "loader", None)
+    if loader is not None:
+        with loader.bound():
+            new_m.load()
+    else:
+        new_m.load()
+
+
+def describe(exc):
+    """One line: the innermost cause's type and message (a LifecycleError wraps the real one)."""
+    seen = set()
+    while not isinstance(exc, DeployError) and exc.__cause__ is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    text = str(exc)
+    return text if isinstance(exc, DeployError) else "%s: %s" % (type(exc).__name__, text)

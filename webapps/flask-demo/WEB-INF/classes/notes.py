@@ -1,0 +1,1 @@
+NOTES = ["Flask runs unmodified inside pycat", "routing below the context path is Flask's own"]
