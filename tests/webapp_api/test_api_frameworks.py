@@ -1,4 +1,4 @@
-"""The sample Flask and Django apps (webapps/flask-demo, webapps/django-demo) served under /flask and
+"""The sample Flask and Django apps (samples/flask-demo, shipped as webapps/flask-demo.war, and webapps/django-demo) served under /flask and
 /django with their own routing, as WSGI servlets over real HTTP.
 
 Django's settings are process-wide and other tests (the examples app) configure Django too, so
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def app_folder_files(name):
-    root = os.path.join(REPO, "webapps", name)
+    root = os.path.join(REPO, "samples" if name == "flask-demo" else "webapps", name)
     files = {}
     for folder, dirs, names in os.walk(root):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
@@ -94,3 +94,13 @@ def test_django_demo_under_django(tmp_path):
     assert json.loads(out["/django/visits"][2]) == {"visits": 1} and json.loads(out["again"]) == {"visits": 2}
     # a Flask app next to it in the same process keeps its own routing
     assert out["/flask/notes/0"][0] == 200 and "Flask runs unmodified" in out["/flask/notes/0"][2]
+
+
+def test_shipped_flask_war_matches_its_sources():
+    """webapps/flask-demo.war is built from samples/flask-demo by `pycat war`: keep the two in step."""
+    import zipfile
+    with zipfile.ZipFile(os.path.join(REPO, "webapps", "flask-demo.war")) as war:
+        shipped = {name: war.read(name) for name in war.namelist() if not name.endswith("/")}
+    sources = {name.replace(os.sep, "/"): data for name, data in app_folder_files("flask-demo").items()
+               if not name.endswith((".pyc",))}
+    assert shipped == sources, "rebuild it: pycat war samples/flask-demo -o webapps/flask-demo.war"
