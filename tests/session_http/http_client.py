@@ -6,6 +6,8 @@ from pycat_harness import raw_exchange
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "webapps", "examples", "WEB-INF", "classes")
+# Flask and Django on container sessions: sample sources outside webapps/ (examples needs no framework)
+FRAMEWORK_SAMPLES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "samples", "framework-sessions")
 
 
 def parse(data):
@@ -95,5 +97,6 @@ def cookie_attrs(header):
 
 
 def example_source(name):
-    with open(os.path.join(EXAMPLES, name)) as fh:
+    folder = FRAMEWORK_SAMPLES if os.path.exists(os.path.join(FRAMEWORK_SAMPLES, name)) else EXAMPLES
+    with open(os.path.join(folder, name)) as fh:
         return fh.read()
