@@ -31,6 +31,8 @@ import urllib.request  # noqa: E402
 
 from pycat.session import persistence  # noqa: E402
 from pycat.session.manager import StandardManager  # noqa: E402
+from pycat.session.persistent import PersistentManager  # noqa: E402
+from pycat.session.store_jdbc import JDBCStore  # noqa: E402
 
 
 def payload(i):
@@ -112,6 +114,43 @@ def bench_persist(n):
         print("persist %7d sessions: save %.2f s (%.1f us/session), restore %.2f s (%.1f us/session), "
               "file %.1f MB" % (n, save, save / n * 1e6, load, load / n * 1e6, size / 1e6))
         m2.pathname = ""
+        m2.stop()
+
+
+def bench_persist_jdbc(n):
+    """PersistentManager + JDBCStore on a SQLite file: stop-save of n sessions, then every one
+    swapped back in by id (a PersistentManager restores lazily, so this is the full restore)."""
+    with tempfile.TemporaryDirectory() as work:
+        def manager():
+            m = PersistentManager()
+            m.work_dir = work
+            m.name = "/bench"
+            store = JDBCStore()
+            store.connection_url = "sqlite:" + os.path.join(work, "sessions.db")
+            m.set_store(store)
+            m.start()
+            return m
+        m = manager()
+        ids = []
+        for i in range(n):
+            s = m.create_session()
+            ids.append(s.id)
+            for k, v in payload(i).items():
+                s.set_attribute(k, v)
+        t0 = time.perf_counter()
+        m.stop()
+        save = time.perf_counter() - t0
+        size = os.path.getsize(os.path.join(work, "sessions.db"))
+        del m
+        gc.collect()
+        m2 = manager()
+        t0 = time.perf_counter()
+        found = sum(1 for sid in ids if m2.find_session(sid) is not None)
+        load = time.perf_counter() - t0
+        assert found == n, found
+        print("JDBCStore(sqlite) %7d sessions: save %.2f s (%.1f us/session), restore %.2f s "
+              "(%.1f us/session), db %.1f MB" % (n, save, save / n * 1e6, load, load / n * 1e6, size / 1e6))
+        m2.save_on_restart = False
         m2.stop()
 
 
@@ -246,6 +285,7 @@ def main():
         bench_memory(n)
     if args.persist:
         bench_persist(args.persist)
+        bench_persist_jdbc(args.persist)
     if args.sizes or args.persist:
         bench_codec()
     if args.http:
