@@ -1,7 +1,6 @@
 """Every <Channel> of the seed cluster-howto builds from XML (className + attributes + parent
 methods, as the startup digester will do it) and runs: two nodes find each other and talk."""
 import pathlib
-import re
 import socket as pysocket
 
 import gevent
@@ -15,9 +14,8 @@ from _channel_fakes import Collect, MemberWatch, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
-HOWTO = pathlib.Path("/work/shared/reference/cluster-howto.txt")
-if not HOWTO.exists():
-    HOWTO = pathlib.Path(__file__).parents[2] / "docs" / "cluster-howto.txt"
+# the seed how-to's three <Channel> configurations (tests/fixtures/README.md)
+HOWTO_CHANNELS = pathlib.Path(__file__).parents[1] / "fixtures" / "howto-channels.xml"
 
 # element -> (default className, parent method), as the startup rule table will say
 RULES = {
@@ -33,11 +31,8 @@ RULES = {
 
 
 def howto_channels():
-    text = HOWTO.read_text()
-    blocks = re.findall(r"<Channel\b.*?</Channel>", text, re.S)
-    # the seed interleaves prose with the XML: keep only the XML lines
-    return ["\n".join(l for l in b.splitlines() if re.match(r'\s*(<|/?>|[A-Za-z]+="[^"]*"\s*/?>?\s*$)', l))
-            for b in blocks]
+    root = etree.parse(str(HOWTO_CHANNELS)).getroot()
+    return [etree.tostring(el, encoding="unicode") for el in root if el.tag == "Channel"]
 
 
 def build(element, overrides):

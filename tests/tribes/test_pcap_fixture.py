@@ -16,8 +16,8 @@ from pycat.tribes.io.channel_data import ChannelData, is_ack, is_fail_ack
 from pycat.tribes.io.framing import FrameDecoder
 from pycat.tribes.member import MEMBER_BEGIN, Member
 
-PCAP = pathlib.Path("/work/shared/fixtures/tomcat10-tribes-lo.pcap")
-pytestmark = pytest.mark.skipif(not PCAP.exists(), reason="fixture %s not present" % PCAP)
+# a capture of two real Tomcat 10.1 nodes clustered with the how-to configuration (see tests/fixtures)
+PCAP = pathlib.Path(__file__).parents[1] / "fixtures" / "tomcat10-tribes-lo.pcap"
 
 
 def _link_payload(linktype, frame, endian):
