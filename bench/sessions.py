@@ -46,6 +46,16 @@ def payload(i):
     }
 
 
+def fill(manager, n, ids=None):
+    """Create n sessions holding payload(i); their ids go to ``ids`` when a list is given."""
+    for i in range(n):
+        s = manager.create_session()
+        if ids is not None:
+            ids.append(s.id)
+        for k, v in payload(i).items():
+            s.set_attribute(k, v)
+
+
 def rss_kb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -72,10 +82,7 @@ def bench_memory(n):
     def build():
         m = StandardManager()
         m.pathname = ""
-        for i in range(n):
-            s = m.create_session()
-            for k, v in payload(i).items():
-                s.set_attribute(k, v)
+        fill(m, n)
         return m
     rss0 = rss_kb()
     manager, total = measure(build)
@@ -95,10 +102,7 @@ def bench_persist(n):
         m = StandardManager()
         m.work_dir = work
         m.start()
-        for i in range(n):
-            s = m.create_session()
-            for k, v in payload(i).items():
-                s.set_attribute(k, v)
+        fill(m, n)
         t0 = time.perf_counter()
         m.stop()
         save = time.perf_counter() - t0
@@ -132,11 +136,7 @@ def bench_persist_jdbc(n):
             return m
         m = manager()
         ids = []
-        for i in range(n):
-            s = m.create_session()
-            ids.append(s.id)
-            for k, v in payload(i).items():
-                s.set_attribute(k, v)
+        fill(m, n, ids)
         t0 = time.perf_counter()
         m.stop()
         save = time.perf_counter() - t0

@@ -24,14 +24,29 @@ OPTIONS = [0, 2, 6, 8]
 HERE = os.path.abspath(__file__)
 
 
-# -- node B: a channel in its own process, driven by lines on stdin --------------------------------
-def serve_channel():
-    import gevent
-    from gevent.fileobject import FileObject
+def make_channel(listener=None):
+    """A started GroupChannel with a receiver on 127.0.0.1 (free port) and membership not
+    started (the bench sends to explicit members); returns (channel, receiver)."""
     from pycat.tribes import channel as ch
     from pycat.tribes.group.group_channel import GroupChannel
     from pycat.tribes.membership.mcast import McastService
     from pycat.tribes.transport.receiver import NioReceiver
+    c = GroupChannel()
+    c.heartbeat_enabled = False
+    c.set_membership(McastService())
+    r = NioReceiver()
+    r.address, r.port = "127.0.0.1", 0
+    c.set_receiver(r)
+    if listener is not None:
+        c.add_channel_listener(listener)
+    c.start(ch.SND_RX | ch.SND_TX)
+    return c, r
+
+
+# -- node B: a channel in its own process, driven by lines on stdin --------------------------------
+def serve_channel():
+    import gevent
+    from gevent.fileobject import FileObject
 
     class Counter:
         count = 0
@@ -41,14 +56,7 @@ def serve_channel():
 
         def message_received(self, msg, sender):
             Counter.count += 1
-    c = GroupChannel()
-    c.heartbeat_enabled = False
-    c.set_membership(McastService())
-    r = NioReceiver()
-    r.address, r.port = "127.0.0.1", 0
-    c.set_receiver(r)
-    c.add_channel_listener(Counter())
-    c.start(ch.SND_RX | ch.SND_TX)
+    c, r = make_channel(Counter())
     print("PORT %d %s" % (r.bound_port, c.get_local_member().unique_id.hex()), flush=True)
     stdin = FileObject(sys.stdin, "r")
     for line in stdin:
@@ -139,21 +147,6 @@ class NodeB:
         self.proc.wait()
 
 
-def make_sender():
-    from pycat.tribes import channel as ch
-    from pycat.tribes.group.group_channel import GroupChannel
-    from pycat.tribes.membership.mcast import McastService
-    from pycat.tribes.transport.receiver import NioReceiver
-    c = GroupChannel()
-    c.heartbeat_enabled = False
-    c.set_membership(McastService())
-    r = NioReceiver()
-    r.address, r.port = "127.0.0.1", 0
-    c.set_receiver(r)
-    c.start(ch.SND_RX | ch.SND_TX)
-    return c
-
-
 def channel_bench(a, b, size, options, seconds):
     import gevent
     from pycat.tribes import channel as ch
@@ -205,7 +198,7 @@ def main(argv=None):
         return serve_channel()
     if args.serve_raw:
         return serve_raw(*args.serve_raw)
-    a, b = make_sender(), NodeB()
+    a, b = make_channel()[0], NodeB()
     best = lambda f: max((f() for _ in range(args.repeat)), key=lambda r: r[0])  # noqa: E731
     print("%-6s %-4s %12s %9s %12s %9s %7s" % ("size", "opt", "pycat msg/s", "MB/s", "raw msg/s", "MB/s", "ratio"))
     for size in SIZES:

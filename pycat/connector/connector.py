@@ -12,17 +12,16 @@ lock everybody else out; ``maxThreads`` bounds the requests being processed at o
 AJP is not implemented: an AJP connector logs a warning and stays unbound, so a Tomcat 6
 server.xml (which has one active) still starts.
 """
-import errno
 import logging
 import socket
 
 import gevent.lock
 import gevent.pool
-import gevent.socket
 
 from pycat.attrs import Attr
 from pycat.errors import ConfigError, LifecycleError
 from pycat.lifecycle import Lifecycle
+from pycat.netutil import bind_failure, listen_tcp
 from pycat.connector.adapter import Adapter
 from pycat.connector.handler import PycatWSGIServer
 from pycat.connector.ssl import Certificate, SSLHostConfig
@@ -79,7 +78,8 @@ class Connector(Lifecycle):
     max_http_header_size = Attr(int, 8192, "Bytes of request line + headers; more → 431")
     max_http_request_header_size = Attr(int, None, "Tomcat 10.1 name of maxHttpHeaderSize")
     max_post_size = Attr(int, 2097152, "Max bytes of a form body parsed into parameters; -1 unlimited")
-    max_save_post_size = Attr(int, 4096, "Kept for compatibility")
+    max_save_post_size = Attr(int, 4096, "Max bytes of a POST body kept during FORM authentication and "
+                                         "replayed after the login (larger: 403); 0 keeps none, -1 unlimited")
     max_parameter_count = Attr(int, 10000, "Parameters parsed per request (query + form); -1 unlimited")
     redirect_port = Attr(int, 443, "Port used for confidential redirects")
     uri_encoding = Attr(str, "UTF-8", "Charset of %-decoded URIs", xml="URIEncoding")
@@ -238,15 +238,10 @@ class Connector(Lifecycle):
         except socket.gaierror as exc:
             raise LifecycleError("Connector: cannot resolve address %s: %s" % (host, exc)) from None
         family, _, _, _, sockaddr = infos[0]
-        sock = gevent.socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(sockaddr)
-            sock.listen(max(1, self.accept_count))
+            sock = listen_tcp(sockaddr, max(1, self.accept_count), family)
         except OSError as exc:
-            sock.close()
-            reason = "Address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise LifecycleError("%s: %s:%d" % (reason, host, port)) from None
+            raise LifecycleError("%s: %s:%d" % (bind_failure(exc), host, port)) from None
         sock.setblocking(False)
         self.bound_port = sock.getsockname()[1]
         return sock

@@ -5,17 +5,15 @@ the shutdown port (Tomcat reads characters until newline/EOF and compares) or un
 ``request_shutdown()`` is called (signal handlers only call that). ``port = -1`` disables the
 shutdown port, as in Tomcat.
 """
-import errno
 import logging
-import socket
 
 import gevent
 import gevent.event
-import gevent.socket
 
 from pycat.attrs import Attr
 from pycat.errors import LifecycleError
 from pycat.lifecycle import Lifecycle
+from pycat.netutil import bind_failure, listen_tcp
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +81,11 @@ class Server(Lifecycle):
     # -- shutdown ------------------------------------------------------------------------
     def _open_shutdown_port(self):
         port = self.port + self.port_offset if self.port > 0 else self.port
-        sock = gevent.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         host = self.address or "localhost"
         try:
-            sock.bind((host, port))
-            sock.listen(1)
+            sock = listen_tcp((host, port), 1)
         except OSError as exc:
-            sock.close()
-            what = "Address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise LifecycleError("Server shutdown port: %s: %s:%d" % (what, host, port)) from exc
+            raise LifecycleError("Server shutdown port: %s: %s:%d" % (bind_failure(exc), host, port)) from exc
         self._listener = sock
         self.shutdown_bound_port = sock.getsockname()[1]
         log.info("Shutdown port listening on %s:%d", host, self.shutdown_bound_port)

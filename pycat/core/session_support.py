@@ -38,6 +38,7 @@ from pycat.session import cookies
 from pycat.session.errors import NotSerializableError, TooManyActiveSessions
 from pycat.session.events import LISTENER_METHODS
 from pycat.session.manager import StandardManager
+from pycat.webapp.war import ContextName
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +47,18 @@ _CURRENT = gevent.local.local()
 
 
 # -- the Context's manager --------------------------------------------------------------------
-def app_base_name(path):
-    """Tomcat's ContextName base name: "" -> ROOT, "/a/b" -> a#b."""
-    return path.strip("/").replace("/", "#") or "ROOT"
-
-
 def work_dir_for(context):
+    """The Context's workDir, else Tomcat's default work/<Engine>/<Host>/<base name>, where the
+    base name carries the ## version (ROOT, a#b, app##2): parallel versions of one path must not
+    share a work folder (one SESSIONS.ser each)."""
     if context.work_dir:
         return context.work_dir if os.path.isabs(context.work_dir) \
             else os.path.join(context.catalina_base, context.work_dir)
     host = context.parent
     engine = getattr(host, "parent", None)
+    base_name = ContextName(context.path or "", getattr(context, "webapp_version", "") or "").base_name
     return os.path.join(context.catalina_base, "work", getattr(engine, "name", None) or "Catalina",
-                        getattr(host, "name", None) or "localhost", app_base_name(context.path))
+                        getattr(host, "name", None) or "localhost", base_name)
 
 
 def start_manager(context):

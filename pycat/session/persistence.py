@@ -35,6 +35,8 @@ import zlib
 
 import dill
 
+from pycat.fileutil import atomic_write
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"PYCATSES"
@@ -157,30 +159,9 @@ def write_records(fileobj, records, count):
 
 
 def save_file(path, records, count):
-    """Atomically replace ``path``: write a temp file beside it, fsync, rename, fsync the dir."""
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    try:
-        with open(tmp, "wb", buffering=1 << 20) as f:
-            write_records(f, records, count)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    """Atomically replace ``path`` (temp file beside it, fsync, rename, fsync the folder)."""
+    with atomic_write(path, "wb", fsync=True, fsync_dir=True, buffering=1 << 20) as f:
+        write_records(f, records, count)
 
 
 def iter_records(data, source="sessions file"):

@@ -16,12 +16,12 @@ is renamed to ``<id>.session.corrupt`` and logged; the other sessions are unaffe
 """
 import logging
 import os
-import secrets
 import struct
 import time
 import zlib
 
 from pycat.attrs import Attr
+from pycat.fileutil import atomic_write, sync_dir
 from pycat.session.id_generator import parse_session_id
 from pycat.session.store import Store
 
@@ -95,28 +95,15 @@ class FileStore(Store):
             self._write(session.id, payload, session, sync=False)
             count += 1
         if count and self.fsync:
-            _fsync_dir(self.directory_path())
+            sync_dir(self.directory_path())
         return count
 
     def _write(self, session_id, payload, session, sync=None):
         path = self._path(session_id)
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         # a random temp name: writers on other hosts (a shared folder) never share one
-        tmp = "%s.%s.tmp" % (path, secrets.token_hex(6))
-        try:
-            with open(tmp, "wb") as f:
-                f.write(wrap(payload))
-                if self.fsync if sync is None else sync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_write(path, "wb", fsync=self.fsync if sync is None else sync, unique=True) as f:
+            f.write(wrap(payload))
 
     def process_expires(self):
         removed = super().process_expires()
@@ -167,16 +154,3 @@ class FileStore(Store):
             pass
         except OSError as exc:
             log.warning("%s: could not move %s aside: %s", self.component_name, path, exc)
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

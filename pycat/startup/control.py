@@ -17,6 +17,7 @@ from lxml import etree
 
 import pycat
 from pycat.errors import ConfigError
+from pycat.fileutil import atomic_write
 from pycat.startup.properties import substitute
 
 INSTALL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(pycat.__file__)))
@@ -67,10 +68,8 @@ def read_pid(pid_file):
 
 def write_pid(pid_file, pid):
     os.makedirs(os.path.dirname(pid_file), exist_ok=True)
-    tmp = pid_file + ".tmp"
-    with open(tmp, "w") as fh:
+    with atomic_write(pid_file, "w") as fh:
         fh.write("%d\n" % pid)
-    os.replace(tmp, pid_file)
 
 
 def remove_pid(pid_file, only_if=None):

@@ -31,10 +31,11 @@ import shutil
 import socket
 
 import gevent
-import gevent.socket
 
 from pycat.errors import DeployError
+from pycat.fileutil import atomic_write
 from pycat.lifecycle import Lifecycle
+from pycat.netutil import listen_tcp
 from pycat.webapp.war import ContextName
 
 log = logging.getLogger(__name__)
@@ -86,17 +87,11 @@ class ManagerEndpoint(Lifecycle):
         self.port = None
 
     def _start(self):
-        sock = gevent.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
+        sock = listen_tcp(("127.0.0.1", 0), 16)
         self.sock, self.port = sock, sock.getsockname()[1]
         os.makedirs(os.path.dirname(self.file), exist_ok=True)
-        tmp = "%s.%d.tmp" % (self.file, os.getpid())
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
+        with atomic_write(self.file, "w", perms=0o600) as fh:
             json.dump({"port": self.port, "token": self.token, "pid": os.getpid()}, fh)
-        os.replace(tmp, self.file)
         self.spawn(self._accept_loop)
         log.info("Deploy channel listening on 127.0.0.1:%d (token in %s)", self.port, self.file)
 
@@ -201,9 +196,9 @@ def deploy(war, name=None, host_name=None):
     target = os.path.join(host.get_app_base_path(), cname.base_name + ".war")
     config = _config(host)
     with config.lock:
-        tmp = os.path.join(os.path.dirname(target), ".%s.upload" % os.path.basename(target))
-        shutil.copyfile(war, tmp)
-        os.replace(tmp, target)
+        # the temp name is hidden, so the deploy scan never picks up a half-copied WAR
+        with open(war, "rb") as src, atomic_write(target, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
         ctx = config.deploy_now(cname)
     if ctx is None:
         raise DeployError("deploying %s failed (the reason is in the server log); "

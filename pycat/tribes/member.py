@@ -36,6 +36,7 @@ import struct
 import time
 
 from pycat.errors import ProtocolError
+from pycat.tribes.io.framing import read_block
 
 MEMBER_BEGIN = b"TRIBES-B\x01\x00"
 MEMBER_END = b"TRIBES-E\x01\x00"
@@ -252,12 +253,12 @@ class Member:
         pos = 14 + _HEAD.size
         host = data[pos:pos + host_len]
         pos += host_len
-        command, pos = _read_block(data, pos, end, "command")
-        domain, pos = _read_block(data, pos, end, "domain")
+        command, pos = read_block(data, pos, end, "command", "member record")
+        domain, pos = read_block(data, pos, end, "domain", "member record")
         if pos + 16 > end:
             raise ProtocolError("member record truncated in its unique id")
         unique_id = data[pos:pos + 16]
-        payload, pos = _read_block(data, pos + 16, end, "payload")
+        payload, pos = read_block(data, pos + 16, end, "payload", "member record")
         if pos != end:
             raise ProtocolError("member record has %d unexpected bytes before its end marker" % (end - pos))
         member = cls.__new__(cls)
@@ -266,13 +267,3 @@ class Member:
                  domain=domain, payload=payload, command=command, alive_time=alive,
                  service_start_time=None, is_local=False, _data=data)
         return member
-
-
-def _read_block(data, pos, end, what):
-    if pos + 4 > end:
-        raise ProtocolError("member record truncated before its %s" % what)
-    (n,) = _UINT.unpack_from(data, pos)
-    pos += 4
-    if n > end - pos:
-        raise ProtocolError("member %s length %d runs past the record" % (what, n))
-    return data[pos:pos + n], pos + n

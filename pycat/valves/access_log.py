@@ -76,20 +76,14 @@ def _dash(value):
     return "-" if value is None or value == "" else str(value)
 
 
-def _remote_addr(valve):
+def _remote(valve, field, attribute):
+    """%a / %h: the request's ``field`` (remote_addr / remote_host), or with
+    requestAttributesEnabled the value a RemoteIpValve left in the request ``attribute``."""
     if valve.request_attributes_enabled:
         def f(req, resp, now):
-            return req.attributes.get("org.apache.catalina.AccessLog.RemoteAddr") or req.remote_addr
+            return req.attributes.get(attribute) or getattr(req, field)
         return f
-    return lambda req, resp, now: req.remote_addr
-
-
-def _remote_host(valve):
-    if valve.request_attributes_enabled:
-        def f(req, resp, now):
-            return req.attributes.get("org.apache.catalina.AccessLog.RemoteHost") or req.remote_host
-        return f
-    return lambda req, resp, now: req.remote_host
+    return lambda req, resp, now: getattr(req, field)
 
 
 def _request_line(req, resp, now):
@@ -172,9 +166,9 @@ def compile_pattern(pattern, valve):
             if code == "%":
                 parts.append("%")
             elif code == "a":
-                parts.append(_remote_addr(valve))
+                parts.append(_remote(valve, "remote_addr", "org.apache.catalina.AccessLog.RemoteAddr"))
             elif code == "h":
-                parts.append(_remote_host(valve))
+                parts.append(_remote(valve, "remote_host", "org.apache.catalina.AccessLog.RemoteHost"))
             elif code == "t":
                 parts.append(valve.clock_text)
             elif code in SIMPLE:

@@ -23,6 +23,7 @@ import stat
 import zipfile
 
 from pycat.errors import DeployError
+from pycat.fileutil import atomic_write
 from pycat.webapp.cooperate import cooperate
 
 log = logging.getLogger(__name__)
@@ -163,27 +164,21 @@ def build_war(folder, out_path):
     if not os.path.isfile(os.path.join(folder, "WEB-INF", "web.xml")):
         log.warning("%s has no WEB-INF/web.xml; the WAR will only serve static files", folder)
     out_path = os.path.abspath(out_path)
-    tmp = out_path + ".tmp"
     count = 0
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            for dirpath, dirnames, filenames in os.walk(folder):
-                dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-                rel_dir = os.path.relpath(dirpath, folder)
-                for d in dirnames:
-                    if os.path.islink(os.path.join(dirpath, d)):
-                        raise DeployError("%s is a symbolic link" % os.path.join(rel_dir, d))
-                for name in sorted(filenames):
-                    full = os.path.join(dirpath, name)
-                    if name.endswith(_SKIP_SUFFIXES) or full == out_path or full == tmp:
-                        continue
-                    if os.path.islink(full):
-                        raise DeployError("%s is a symbolic link" % os.path.relpath(full, folder))
-                    arc = os.path.relpath(full, folder).replace(os.sep, "/")
-                    zf.write(full, arc)
-                    count += 1
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(out_path, "wb") as out, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+            rel_dir = os.path.relpath(dirpath, folder)
+            for d in dirnames:
+                if os.path.islink(os.path.join(dirpath, d)):
+                    raise DeployError("%s is a symbolic link" % os.path.join(rel_dir, d))
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                if name.endswith(_SKIP_SUFFIXES) or full == out_path or full == out.name:
+                    continue
+                if os.path.islink(full):
+                    raise DeployError("%s is a symbolic link" % os.path.relpath(full, folder))
+                arc = os.path.relpath(full, folder).replace(os.sep, "/")
+                zf.write(full, arc)
+                count += 1
     return count

@@ -1,37 +1,17 @@
 """TLS: SSLEnabled + SSLHostConfig/Certificate with a self-signed PEM made in the test."""
-import datetime
 import http.client
 import ssl
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from pycat.connector.ssl import Certificate, SSLHostConfig
 from pycat.errors import ConfigError
 from pycat.webapp.servlet import HttpServlet
 
 from pycat_harness import Tree, in_thread
+from tls_helpers import add_tls, make_cert
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def make_cert(tmp_path, host="localhost", prefix=""):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp_path / (prefix + "cert.pem"), tmp_path / (prefix + "key.pem")
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_file), str(key_file)
 
 
 class WhoAmI(HttpServlet):
@@ -42,12 +22,7 @@ class WhoAmI(HttpServlet):
 def test_https_serves_with_a_pem_certificate(tmp_path):
     cert_file, key_file = make_cert(tmp_path)
     tree = Tree(tmp_path, contexts={"": {"servlets": [("w", WhoAmI(), ["/who"])]}}, start=False)
-    config = SSLHostConfig()
-    cert = Certificate()
-    cert.certificate_file, cert.certificate_key_file = cert_file, key_file
-    config.add_certificate(cert)
-    tree.connector.ssl_enabled = True
-    tree.connector.add_ssl_host_config(config)
+    add_tls(tree.connector, cert_file, key_file)
     tree.server.start()
     try:
         def client():
@@ -116,12 +91,7 @@ def test_protocols_syntax():
 def test_relative_certificate_paths_resolve_against_catalina_base(tmp_path):
     make_cert(tmp_path)
     tree = Tree(tmp_path, contexts={"": {"servlets": [("w", WhoAmI(), ["/who"])]}}, start=False)
-    config = SSLHostConfig()
-    cert = Certificate()
-    cert.certificate_file, cert.certificate_key_file = "cert.pem", "key.pem"
-    config.add_certificate(cert)
-    tree.connector.ssl_enabled = True
-    tree.connector.add_ssl_host_config(config)
+    add_tls(tree.connector, "cert.pem", "key.pem")
     tree.server.start()
     try:
         def client():
@@ -140,13 +110,7 @@ def test_sni_selects_the_host_config(tmp_path):
     tree = Tree(tmp_path, contexts={"": {"servlets": [("w", WhoAmI(), ["/who"])]}}, start=False)
     for host_name, cert_file, key_file in (("_default_", default_cert, default_key),
                                            ("other.test", other_cert, other_key)):
-        config = SSLHostConfig()
-        config.host_name = host_name
-        cert = Certificate()
-        cert.certificate_file, cert.certificate_key_file = cert_file, key_file
-        config.add_certificate(cert)
-        tree.connector.add_ssl_host_config(config)
-    tree.connector.ssl_enabled = True
+        add_tls(tree.connector, cert_file, key_file, host_name)
     tree.server.start()
     try:
         import socket

@@ -108,6 +108,25 @@ class ChannelInterceptor(Lifecycle):
         return "<%s flag=%d>" % (type(self).__name__, self.option_flag)
 
 
+class MemberViewInterceptor(ChannelInterceptor):
+    """An interceptor that answers membership queries from its own view, ``self._members``
+    (member -> its latest copy), instead of asking below: the filters (DomainFilter,
+    TcpFailureDetector) decide which members the layers above see."""
+
+    def __init__(self):
+        super().__init__()
+        self._members = {}
+
+    def has_members(self):
+        return bool(self._members)
+
+    def get_members(self):
+        return list(self._members.values())
+
+    def get_member(self, member):
+        return self._members.get(member)
+
+
 def raise_faulty(message, faulty):
     """Raise a ChannelError naming the faulty members (dict member -> reason)."""
     raise errors.ChannelError(message, faulty)

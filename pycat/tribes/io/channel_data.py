@@ -20,7 +20,7 @@ import struct
 import time
 
 from pycat.errors import ProtocolError
-from pycat.tribes.io.framing import ACK_DATA, FAIL_ACK_DATA, END_DATA, START_DATA
+from pycat.tribes.io.framing import ACK_DATA, FAIL_ACK_DATA, END_DATA, START_DATA, read_block
 from pycat.tribes.member import Member, random_unique_id as new_unique_id
 
 # the two send-option bits the receiving side needs (same values as the channel's constants)
@@ -115,21 +115,11 @@ class ChannelData:
         if size < _HEAD.size + 12:
             raise ProtocolError("channel data too short (%d bytes)" % size)
         options, timestamp = _HEAD.unpack_from(data, 0)
-        uid, pos = _block(data, _HEAD.size, size, "unique id")
+        uid, pos = read_block(data, _HEAD.size, size, "unique id", "channel data")
         if len(uid) != 16:
             raise ProtocolError("channel data unique id has %d bytes, not 16" % len(uid))
-        member, pos = _block(data, pos, size, "member")
-        message, pos = _block(data, pos, size, "message")
+        member, pos = read_block(data, pos, size, "member", "channel data")
+        message, pos = read_block(data, pos, size, "message", "channel data")
         if pos != size:
             raise ProtocolError("channel data has %d unexpected trailing bytes" % (size - pos))
         return cls(options, timestamp, uid, Member.decode(member), message)
-
-
-def _block(data, pos, size, what):
-    if pos + 4 > size:
-        raise ProtocolError("channel data truncated before its %s" % what)
-    (n,) = _UINT.unpack_from(data, pos)
-    pos += 4
-    if n > size - pos:
-        raise ProtocolError("channel data %s length %d runs past the package" % (what, n))
-    return bytes(data[pos:pos + n]), pos + n

@@ -50,6 +50,20 @@ def encode_frame(data):
     return b"".join((START_DATA, _LEN.pack(n), data, END_DATA))
 
 
+def read_block(data, pos, end, what, subject):
+    """Read one length-prefixed block (a 4-byte big-endian length, then that many bytes, the
+    shape of every variable field of a member record and a ChannelData package) at ``pos``,
+    not past ``end``. Returns (bytes, position after it); ``subject`` and ``what`` name the
+    package and the field in the ProtocolError."""
+    if pos + 4 > end:
+        raise ProtocolError("%s truncated before its %s" % (subject, what))
+    (n,) = _LEN.unpack_from(data, pos)
+    pos += 4
+    if n > end - pos:
+        raise ProtocolError("%s %s length %d runs past its end" % (subject, what, n))
+    return bytes(data[pos:pos + n]), pos + n
+
+
 ACK_FRAME = encode_frame(ACK_DATA)
 FAIL_ACK_FRAME = encode_frame(FAIL_ACK_DATA)
 

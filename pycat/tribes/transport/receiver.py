@@ -36,6 +36,7 @@ from gevent.server import StreamServer
 from pycat.attrs import Attr
 from pycat.errors import ChannelError, ProtocolError
 from pycat.lifecycle import Lifecycle
+from pycat.netutil import listen_tcp, set_tcp_options
 from pycat.tribes import channel as ch
 from pycat.tribes.io import framing
 from pycat.tribes.io.channel_data import ChannelData
@@ -130,14 +131,10 @@ class NioReceiver(Lifecycle):
         self._workers = gevent.lock.BoundedSemaphore(max(1, self.max_threads))
         last = None
         for port in range(self.port, self.port + max(1, self.auto_bind)):
-            listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-            if self.so_reuse_address:
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                listener.bind((host, port))
-                listener.listen(128)
+                listener = listen_tcp((host, port), 128, socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                      self.so_reuse_address)
             except OSError as exc:
-                listener.close()
                 last = exc
                 if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                     continue
@@ -222,9 +219,7 @@ class NioReceiver(Lifecycle):
             return
         self._connections.add(conn)
         try:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if self.tcp_no_delay else 0)
-            if self.so_keep_alive:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            set_tcp_options(conn, self.tcp_no_delay, self.so_keep_alive)
             self._serve(conn, peer)
         except (OSError, socket.timeout) as exc:
             log.debug("connection from %s closed: %s", peer, exc)

@@ -25,6 +25,7 @@ from gevent import socket
 from pycat.attrs import Attr
 from pycat.errors import ChannelError, ProtocolError
 from pycat.lifecycle import Lifecycle
+from pycat.netutil import set_tcp_options
 from pycat.tribes import channel as ch
 from pycat.tribes.io import framing
 from pycat.tribes.transport.errors import RemoteProcessError, SendTimeout
@@ -155,12 +156,7 @@ class PooledParallelSender(Lifecycle):
                 continue
             return conn
         if self._counts.get(member, 0) < self._cfg.pool_size:
-            self._counts[member] = self._counts.get(member, 0) + 1
-            try:
-                return self._connect(member, deadline)
-            except BaseException:
-                self._counts[member] -= 1
-                raise
+            return self._connect_in_slot(member, deadline)
         wait = min(self._cfg.max_wait, max(0.0, deadline - time.monotonic()))
         self._waiters[member] = self._waiters.get(member, 0) + 1
         try:
@@ -170,20 +166,23 @@ class PooledParallelSender(Lifecycle):
         finally:
             self._waiters[member] -= 1
         if conn is None:  # a pooled connection was closed: its slot is ours
-            self._counts[member] = self._counts.get(member, 0) + 1
-            try:
-                return self._connect(member, deadline)
-            except BaseException:
-                self._counts[member] -= 1
-                raise
+            return self._connect_in_slot(member, deadline)
         return conn
+
+    def _connect_in_slot(self, member, deadline):
+        """Take one of the member's pool slots and open a connection in it; the slot is given
+        back if the connect fails."""
+        self._counts[member] = self._counts.get(member, 0) + 1
+        try:
+            return self._connect(member, deadline)
+        except BaseException:
+            self._counts[member] -= 1
+            raise
 
     def _connect(self, member, deadline):
         remaining = max(0.001, deadline - time.monotonic())
         sock = socket.create_connection(member_address(member), timeout=remaining)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if self.tcp_no_delay else 0)
-        if self.so_keep_alive:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        set_tcp_options(sock, self.tcp_no_delay, self.so_keep_alive)
         if self.tx_buf_size > 0:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(self.tx_buf_size, 262144))
         return _Connection(sock)

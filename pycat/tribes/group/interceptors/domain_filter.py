@@ -7,7 +7,7 @@ reported and are absent from ``get_members``.
 import logging
 
 from pycat.attrs import Attr
-from pycat.tribes.group.interceptor import ChannelInterceptor
+from pycat.tribes.group.interceptor import MemberViewInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +21,12 @@ def parse_domain(value):
     return text.encode("iso-8859-1")
 
 
-class DomainFilterInterceptor(ChannelInterceptor):
+class DomainFilterInterceptor(MemberViewInterceptor):
     domain = Attr(parse_domain, b"", "the cluster domain (text or {1,2,3} bytes)")
     log_interval = Attr(int, 100, "warn once every this many dropped messages")
 
     def __init__(self):
         super().__init__()
-        self._members = {}
         self.dropped = 0
 
     def _ours(self, member):
@@ -53,12 +52,3 @@ class DomainFilterInterceptor(ChannelInterceptor):
     def member_disappeared(self, member):
         if self._members.pop(member, None) is not None:
             super().member_disappeared(member)
-
-    def has_members(self):
-        return bool(self._members)
-
-    def get_members(self):
-        return list(self._members.values())
-
-    def get_member(self, member):
-        return self._members.get(member)

@@ -21,7 +21,7 @@ from gevent import socket
 from pycat.attrs import Attr
 from pycat.errors import ChannelError
 from pycat.tribes import channel as ch
-from pycat.tribes.group.interceptor import ChannelInterceptor
+from pycat.tribes.group.interceptor import MemberViewInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ TCP_FAIL_DETECT = bytes([
     83, 56, 21, 50, 85, 246, 148, 183, 58, 250, 64, 120, 145, 4, 125, 215, 114, 132, 192, 213])
 
 
-class TcpFailureDetector(ChannelInterceptor):
+class TcpFailureDetector(MemberViewInterceptor):
     connect_timeout = Attr(int, 1000, "ms for the TCP probe's connect")
     perform_send_test = Attr(bool, True, "write a probe message after connecting")
     perform_read_test = Attr(bool, False, "ask for an ACK and wait for it")
@@ -40,7 +40,6 @@ class TcpFailureDetector(ChannelInterceptor):
 
     def __init__(self):
         super().__init__()
-        self._members = {}          # member -> member (latest copy)
         self.remove_suspects = {}   # member -> time suspected
         self.add_suspects = {}
 
@@ -124,16 +123,6 @@ class TcpFailureDetector(ChannelInterceptor):
         if self.ok_to_process(msg.options) and msg.message == TCP_FAIL_DETECT:
             return
         super().message_received(msg)
-
-    # -- membership view ------------------------------------------------------------------------
-    def has_members(self):
-        return bool(self._members)
-
-    def get_members(self):
-        return list(self._members.values())
-
-    def get_member(self, member):
-        return self._members.get(member)
 
     # -- periodic verification -----------------------------------------------------------------
     def heartbeat(self):
