@@ -5,7 +5,8 @@
   * a Tomcat class with no meaning in Python (NO_OPS): it maps to a no-op listener and the
     reason is logged at info level, so a stock Tomcat server.xml starts;
   * ``package.module:Class`` or ``package.module.Class`` for anything importable.
-An unknown name raises ConfigError naming the nearest known names.
+An unknown name raises ConfigError naming the nearest known names; a Tomcat name whose pycat
+target does not exist yet raises ConfigError saying it is recognised but not implemented.
 
 The table is data: the only place outside startup/rules.py that names concrete classes, and it
 names them as strings, so importing this module imports none of them.
@@ -13,6 +14,7 @@ names them as strings, so importing this module imports none of them.
 import difflib
 import importlib
 import logging
+import sys
 
 from pycat.errors import ConfigError
 
@@ -118,6 +120,37 @@ def _import(path):
     return obj
 
 
+# what a pycat package not built yet will bring, by the longest matching package of its alias target
+PLANNED = {
+    "pycat.ha": "session replication",
+    "pycat.ha.deploy": "farm deployment",
+}
+
+
+def _not_built_yet(path, exc):
+    """True when an alias's pycat target does not exist yet (its module, a parent package, or the
+    class in an existing module); an import failing *inside* an existing module is a real error."""
+    module_name = path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
+    if not module_name.startswith("pycat."):
+        return False
+    if isinstance(exc, ModuleNotFoundError):
+        missing = exc.name or ""
+        return missing.startswith("pycat.") and (module_name == missing or module_name.startswith(missing + "."))
+    if isinstance(exc, AttributeError):
+        module = sys.modules.get(module_name)
+        return module is not None and getattr(exc, "obj", None) is module
+    return False
+
+
+def _planned(path):
+    module_name = path.partition(":")[0]
+    best = ""
+    for package in PLANNED:
+        if (module_name == package or module_name.startswith(package + ".")) and len(package) > len(best):
+            best = package
+    return PLANNED[best] if best else path
+
+
 def known_names():
     return sorted(set(ALIASES) | set(NO_OPS) | set(ALIASES.values()))
 
@@ -135,6 +168,9 @@ def load_class(name, base=None):
     try:
         cls = _import(path)
     except (ImportError, AttributeError) as exc:
+        if path != name and _not_built_yet(path, exc):
+            raise ConfigError("Tomcat class %s is recognised but not implemented in this version of pycat "
+                              "(planned: %s); remove the element" % (name, _planned(path))) from exc
         close = difflib.get_close_matches(name, known_names(), n=3, cutoff=0.6)
         if not close:
             short = name.rsplit(".", 1)[-1].rsplit(":", 1)[-1]

@@ -1,0 +1,249 @@
+"""SimpleTcpCluster: a ``<Cluster>`` runs its channel in this node (Tomcat's SimpleTcpCluster).
+
+The cluster owns a Tribes channel (``<Channel>``; when none is configured, Tomcat's default: a
+GroupChannel with McastService 228.0.0.4:45564 and an NioReceiver on auto:4000, autoBind 100).
+A GroupChannel configured without interceptors gets MessageDispatchInterceptor and
+TcpFailureDetector, as Tomcat's checkDefaults does. ``start()`` starts the channel with
+``channelStartOptions`` and listens to it: membership changes are logged as Tomcat logs them
+("Replication member added:[...]") and fired as lifecycle events (before/after_member_register,
+before/after_member_unregister); received ClusterMessages go to the cluster listeners.
+
+``send(message, dest=None, options=None)`` sends a ClusterMessage to one member or to all of
+them with ``channelSendOptions`` by default; failures are logged, never raised (Tomcat's rule),
+and fired as ``send_message_failure`` when ``notifyLifecycleListenerOnFailure`` is on.
+
+What this version does not do: session replication. The elements that would bring it (a
+``<Manager>`` template, cluster ``<Valve>``s, a ``<Deployer>``) are refused with a clear error,
+and distributable web applications keep their local session manager; ``start()`` says so.
+"""
+import collections
+import logging
+
+from pycat.attrs import Attr
+from pycat.errors import ChannelError, ConfigError
+from pycat.lifecycle import PERIODIC_EVENT, Lifecycle
+from pycat.tribes import channel as ch
+from pycat.tribes.group.group_channel import GroupChannel
+from pycat.ha.cluster_message import ClusterMessage
+
+log = logging.getLogger(__name__)
+
+BEFORE_MEMBER_REGISTER = "before_member_register"
+AFTER_MEMBER_REGISTER = "after_member_register"
+BEFORE_MEMBER_UNREGISTER = "before_member_unregister"
+AFTER_MEMBER_UNREGISTER = "after_member_unregister"
+SEND_MESSAGE_FAILURE = "send_message_failure"
+RECEIVE_MESSAGE_FAILURE = "receive_message_failure"
+
+#: data of the *_message_failure events (Tomcat's SendMessageData)
+SendMessageData = collections.namedtuple("SendMessageData", "message destination exception")
+
+_NOT_YET = ("<%s> inside <Cluster> is not implemented in this version of pycat (planned: %s); "
+            "remove the element")
+
+
+class _SendOptionsAttr(Attr):
+    """channelSendOptions: an int or Tomcat's names; a value of 0 is ignored, as Tomcat's
+    String setter ignores it."""
+
+    def __set__(self, obj, value):
+        value = self.convert(value)
+        if value:
+            obj.__dict__[self.name] = value
+
+
+class SimpleTcpCluster(Lifecycle):
+    channel_send_options = _SendOptionsAttr(ch.parse_send_options, ch.ASYNCHRONOUS,
+                                            "default send options: an int or names such as async, use_ack,sync")
+    channel_start_options = Attr(int, ch.DEFAULT, "channel parts to start: SND_RX 1 | SND_TX 2 | MBR_RX 4 | MBR_TX 8")
+    heartbeat_background_enabled = Attr(bool, False, "the container background thread runs the channel "
+                                        "heartbeat (the channel's own heartbeat is turned off)")
+    notify_lifecycle_listener_on_failure = Attr(bool, False, "fire send/receive_message_failure lifecycle events")
+    cluster_name = Attr(str, None, "name of the cluster (default: the container's name)")
+
+    def __init__(self):
+        super().__init__()
+        self.channel = None
+        self.container = None
+        self.cluster_listeners = []
+
+    @property
+    def component_name(self):
+        return "SimpleTcpCluster[%s]" % self.get_cluster_name()
+
+    # -- configuration (digester parent methods) ---------------------------------------------
+    def set_container(self, container):
+        self.container = container
+
+    def get_cluster_name(self):
+        if self.cluster_name:
+            return self.cluster_name
+        return getattr(self.container, "name", None) or "Cluster"
+
+    def set_channel(self, channel):
+        self.channel = channel
+
+    def get_channel(self):
+        """The channel; Tomcat's default GroupChannel when none was configured."""
+        if self.channel is None:
+            self.channel = GroupChannel()
+        return self.channel
+
+    def get_channel_send_options_name(self):
+        return ch.options_to_string(self.channel_send_options)
+
+    def add_cluster_listener(self, listener):
+        if listener in self.cluster_listeners:
+            return
+        self.cluster_listeners.append(listener)
+        setter = getattr(listener, "set_cluster", None)
+        if callable(setter):
+            setter(self)
+
+    def remove_cluster_listener(self, listener):
+        if listener in self.cluster_listeners:
+            self.cluster_listeners.remove(listener)
+            setter = getattr(listener, "set_cluster", None)
+            if callable(setter):
+                setter(None)
+
+    # The session-replication elements: refused clearly, never silently kept (nothing would use them).
+    def set_manager_template(self, manager):
+        raise ConfigError(_NOT_YET % ("Manager", "session replication"))
+
+    def add_valve(self, valve):
+        raise ConfigError(_NOT_YET % ("Valve", "session replication"))
+
+    def set_cluster_deployer(self, deployer):
+        raise ConfigError(_NOT_YET % ("Deployer", "farm deployment"))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _check_defaults(self):
+        channel = self.get_channel()
+        if isinstance(channel, GroupChannel) and not channel.interceptors:
+            from pycat.tribes.group.interceptors.message_dispatch import MessageDispatchInterceptor
+            from pycat.tribes.group.interceptors.tcp_failure_detector import TcpFailureDetector
+            channel.add_interceptor(MessageDispatchInterceptor())
+            channel.add_interceptor(TcpFailureDetector())
+        if self.heartbeat_background_enabled and hasattr(channel, "heartbeat_enabled"):
+            # the container's background thread beats instead (background_process)
+            channel.heartbeat_enabled = False
+        return channel
+
+    def _start(self):
+        channel = self._check_defaults()
+        if hasattr(channel, "name"):
+            channel.name = self.get_cluster_name() + "-Channel"
+        channel.add_membership_listener(self)
+        channel.add_channel_listener(self)
+        log.info("%s: starting the cluster channel (start options %d)", self.component_name,
+                 self.channel_start_options)
+        try:
+            channel.start(self.channel_start_options)
+        except Exception:
+            channel.remove_channel_listener(self)
+            channel.remove_membership_listener(self)
+            raise
+        local = channel.get_local_member(False)
+        log.info("%s: channel started, local member %s", self.component_name, getattr(local, "name", local))
+        # honest about what a <Cluster> does today (replication is the next piece of work)
+        log.info("%s: session replication is not available in this version of pycat: distributable web "
+                 "applications keep their local session manager and their sessions are not replicated",
+                 self.component_name)
+
+    def _stop(self):
+        channel = self.channel
+        if channel is None:
+            return
+        try:
+            channel.stop(self.channel_start_options)
+        except Exception:
+            log.exception("%s: stopping the channel failed", self.component_name)
+        finally:
+            channel.remove_channel_listener(self)
+            channel.remove_membership_listener(self)
+
+    def background_process(self):
+        if self.heartbeat_background_enabled and self.channel is not None:
+            self.channel.heartbeat()
+        self.fire_lifecycle_event(PERIODIC_EVENT)
+
+    # -- membership (the channel calls these) ---------------------------------------------------
+    def member_added(self, member):
+        log.info("Replication member added:[%r]", member)
+        self.fire_lifecycle_event(BEFORE_MEMBER_REGISTER, member)
+        self.fire_lifecycle_event(AFTER_MEMBER_REGISTER, member)
+
+    def member_disappeared(self, member):
+        log.info("Received member disappeared:[%r]", member)
+        self.fire_lifecycle_event(BEFORE_MEMBER_UNREGISTER, member)
+        self.fire_lifecycle_event(AFTER_MEMBER_UNREGISTER, member)
+        log.info("Replication member removed:[%r]", member)
+
+    def get_members(self):
+        return list(self.channel.get_members()) if self.channel is not None else []
+
+    def has_members(self):
+        return self.channel is not None and self.channel.has_members()
+
+    def get_local_member(self):
+        return self.channel.get_local_member(True) if self.channel is not None else None
+
+    # -- sending ------------------------------------------------------------------------------
+    def send(self, message, dest=None, options=None):
+        """Send a ClusterMessage to dest (a Member) or to every member. Returns the channel's
+        message id, or None when nothing was sent (no members, or a failure, which is logged)."""
+        if not isinstance(message, ClusterMessage):
+            raise TypeError("SimpleTcpCluster.send needs a ClusterMessage, not %s" % type(message).__name__)
+        options = self.channel_send_options if options is None else ch.parse_send_options(options)
+        local = self.get_local_member()
+        message.address = local
+        if dest is not None:
+            if dest == local:
+                log.error("%s: refusing to send %r to the local member", self.component_name, message)
+                return None
+            members = [dest]
+        else:
+            members = self.get_members()
+            if not members:
+                log.debug("%s: no members, %r not sent", self.component_name, message)
+                return None
+        try:
+            return self.channel.send(members, message.to_wire(), options)
+        except (ChannelError, OSError) as exc:
+            log.error("%s: unable to send %r: %s", self.component_name, message, exc)
+            if self.notify_lifecycle_listener_on_failure:
+                self.fire_lifecycle_event(SEND_MESSAGE_FAILURE, SendMessageData(message, dest, exc))
+            return None
+
+    # -- receiving (the channel calls these) ----------------------------------------------------
+    def accept(self, msg, sender):
+        return ClusterMessage.is_envelope(msg)
+
+    def message_received(self, msg, sender):
+        try:
+            message = ClusterMessage.from_wire(msg)
+        except ValueError as exc:
+            log.warning("%s: dropping a malformed cluster message from %s: %s", self.component_name,
+                        getattr(sender, "name", sender), exc)
+            return
+        message.address = sender
+        accepted = False
+        errors = []
+        for listener in list(self.cluster_listeners):
+            if listener.accept(message):
+                accepted = True
+                try:
+                    listener.message_received(message)
+                except Exception as exc:  # the other listeners still get the message
+                    errors.append((listener, exc))
+        if not accepted:
+            log.debug("%s: no cluster listener took %r", self.component_name, message)
+            if self.notify_lifecycle_listener_on_failure:
+                self.fire_lifecycle_event(RECEIVE_MESSAGE_FAILURE, SendMessageData(message, sender, None))
+        if errors:
+            for listener, exc in errors[1:]:
+                log.error("%s: cluster listener %r failed on %r", self.component_name, listener, message,
+                          exc_info=exc)
+            # the channel logs the first and turns it into FAIL_ACK for a sync-ack sender
+            raise errors[0][1]
