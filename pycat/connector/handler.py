@@ -172,7 +172,10 @@ class PycatHandler(WSGIHandler):
             if te.strip().lower() != "chunked":
                 # anything but plain chunked (gzip, chunked; chunked, chunked...) invites smuggling
                 raise _InvalidClientRequest("unsupported Transfer-Encoding: %r" % te[:100])
-            del headers["content-length"]
+            if "content-length" in headers:
+                # RFC 9112 6.3: a request smuggling attempt until proven otherwise; rejecting it (and
+                # closing) is allowed and safer than guessing which length a proxy in front used
+                raise _InvalidClientRequest("both Transfer-Encoding and Content-Length")
         content_length = headers.get("content-length")
         if content_length is not None:
             if not (content_length.isascii() and content_length.isdigit()):
