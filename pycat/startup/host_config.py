@@ -224,13 +224,15 @@ class HostConfig:
             return
         for path, old in list(app.redeploy.items()):
             now = support.signature(path)
-            if now == old:
-                continue
             gone_means_undeploy = path in (app.war, app.descriptor) or (path == app.folder and not app.war)
+            # tested before "unchanged": a WAR deleted while its (re)deploy was swapping the Context
+            # in is already absent from the snapshot taken after the swap (old is None too)
             if now is None and gone_means_undeploy:
                 log.info("%s: %s was removed; undeploying %s", self.host.name, path, app.cname.display)
                 self.undeploy(app, remove_files=app.expanded)
                 return
+            if now == old:
+                continue
             if path == app.war and not self._stable(path):
                 return
             log.info("%s: %s changed; redeploying %s", self.host.name, path, app.cname.display)
@@ -255,6 +257,7 @@ class HostConfig:
     def deploy_war(self, cname, war, replace=None, descriptor=None):
         host = self.host
         log.info("%s: deploying web application archive %s as %s", host.name, war, cname.display)
+        war_signature = support.signature(war)
         dest = support.expanded_folder(host, cname, self.config_base())
         moved = None
         try:
@@ -285,7 +288,11 @@ class HostConfig:
         if moved is not None:
             support.remove_tree(moved)
         self.failed.pop(war, None)
-        return self._track(DeployedApp(cname, ctx, war=war, folder=dest, descriptor=descriptor, expanded=True))
+        app = DeployedApp(cname, ctx, war=war, folder=dest, descriptor=descriptor, expanded=True)
+        self._track(app)
+        if war_signature is not None:   # a WAR copied over during this deploy is a change, not the baseline
+            app.redeploy[war] = war_signature
+        return ctx
 
     def deploy_descriptor(self, cname, xml, replace=None):
         log.info("%s: deploying configuration descriptor %s", self.host.name, xml)

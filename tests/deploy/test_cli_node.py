@@ -106,7 +106,8 @@ def test_running_node_picks_up_dropped_war_replaced_war_and_deleted_war(tmp_path
     t0 = time.monotonic()
     war = write_war(os.path.join(webapps, "drop.war"), app_files("d1", "d"))
     wait_until(lambda: http_get(port, "/drop/hello") == (200, b"d1 d more-d"), timeout=10, message="deployed")
-    assert time.monotonic() - t0 < 3 * 0.2 + 1.5
+    # the 0.2 s backgroundProcessorDelay is used (Tomcat's default 10 s would fail this); headroom for a loaded CI box
+    assert time.monotonic() - t0 < 5.0
     write_war(war, app_files("d2", "d"))
     st = os.stat(war)
     os.utime(war, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))

@@ -29,6 +29,27 @@ def mcast_port():
     return port
 
 
+def fixed_tcp_port():
+    """A free TCP port for a receiver that must bind exactly the port it was given (autoBind 0).
+    Taken below the kernel's ephemeral range: a port from bind(0) is ephemeral, so any outgoing
+    connection on the machine may take it between our check and the receiver's bind (EADDRINUSE)."""
+    import random
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with pysocket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port below %d" % low)
+
+
 def make_channel(port, *interceptors, frequency=100, drop_time=1000, domain=None, payload=None):
     c = GroupChannel()
     c.heartbeat_sleeptime = 200
@@ -259,7 +280,7 @@ def test_membership_may_start_before_the_receiver():
     a, b = make_channel(port), make_channel(port)
     try:
         a.start()
-        b.receiver.port = mcast_port()          # a port we know before binding
+        b.receiver.port = fixed_tcp_port()      # a port we know before binding
         b.start(ch.MBR_RX | ch.MBR_TX)          # heartbeats advertise the configured address
         wait_for(lambda: len(a.watch.members) == 1)
         assert a.watch.members[0].port == b.receiver.port

@@ -25,6 +25,10 @@ from _channel_fakes import wait_for
 
 JARS = ["/usr/share/java/tomcat10-tribes.jar", "/usr/share/java/tomcat10-juli.jar"]
 SOURCE = pathlib.Path(__file__).parent / "java" / "TribesPeer.java"
+# Generous waits: a JVM starting (and JIT-compiling the membership and NIO code) on a loaded
+# 2-core CI box can take many seconds for what takes milliseconds here; the waits end as soon
+# as the condition holds, so they cost nothing when things are fast.
+WAIT = 30.0
 
 missing = [j for j in JARS if not os.path.exists(j)]
 if not shutil.which("javac") or not shutil.which("java"):
@@ -33,7 +37,7 @@ elif missing:
     pytestmark = pytest.mark.skip(reason="Tomcat Tribes jar missing: %s (apt install libtomcat10-java)"
                                   % ", ".join(missing))
 else:
-    pytestmark = pytest.mark.timeout(120)
+    pytestmark = pytest.mark.timeout(240)
 
 
 class JavaPeer:
@@ -53,7 +57,7 @@ class JavaPeer:
         self.proc.stdin.write(text + "\n")
         self.proc.stdin.flush()
 
-    def wait_line(self, prefix, timeout=10.0, after=0):
+    def wait_line(self, prefix, timeout=WAIT, after=0):
         wait_for(lambda: any(l.startswith(prefix) for l in self.lines[after:]), timeout=timeout)
         return next(l for l in self.lines[after:] if l.startswith(prefix))
 
@@ -87,12 +91,12 @@ def test_pycat_and_tomcat_tribes_talk(classes):
     # both sides run the howto stack: each side's TCP liveness probes must be understood by the other
     py = make_channel(port, TcpFailureDetector(), MessageDispatchInterceptor(), frequency=200, drop_time=2000)
     try:
-        started = java.wait_line("STARTED", timeout=30)
+        started = java.wait_line("STARTED", timeout=2 * WAIT)
         java_name = started.split()[1]
         py.start()
         me = py.get_local_member().name
         # both see each other as members
-        wait_for(lambda: any(m.name == java_name for m in py.watch.members), timeout=10)
+        wait_for(lambda: any(m.name == java_name for m in py.watch.members), timeout=WAIT)
         java.wait_line("ADDED " + me)
         peer = [m for m in py.get_members() if m.name == java_name]
 
@@ -111,7 +115,7 @@ def test_pycat_and_tomcat_tribes_talk(classes):
             mark = len(java.lines)
             java.command("send %d %s" % (options, payload.hex()))
             assert java.wait_line("SENT", after=mark) == "SENT"
-            wait_for(lambda: payload in py.inbox.messages)
+            wait_for(lambda: payload in py.inbox.messages, timeout=WAIT)
             assert [s.name for m, s in py.inbox.got if m == payload] == [java_name]
         py.inbox.fail = lambda m: m == b"pycat fails"
         mark = len(java.lines)
@@ -121,20 +125,20 @@ def test_pycat_and_tomcat_tribes_talk(classes):
         # Java leaves: pycat sees it go; then pycat leaves and Java sees that
         java2 = JavaPeer(classes, port)
         try:
-            name2 = java2.wait_line("STARTED", timeout=30).split()[1]
-            wait_for(lambda: any(m.name == name2 for m in py.watch.members), timeout=10)
+            name2 = java2.wait_line("STARTED", timeout=2 * WAIT).split()[1]
+            wait_for(lambda: any(m.name == name2 for m in py.watch.members), timeout=WAIT)
             java2.command("stop")
-            java2.wait_line("STOPPED", timeout=15)
-            wait_for(lambda: all(m.name != name2 for m in py.watch.members), timeout=5)
+            java2.wait_line("STOPPED")
+            wait_for(lambda: all(m.name != name2 for m in py.watch.members), timeout=WAIT)
         finally:
             java2.close()
         py.stop()
-        java.wait_line("GONE " + me, timeout=5)
+        java.wait_line("GONE " + me)
     finally:
         py.stop()
         java.command("stop")
         try:
-            java.wait_line("STOPPED", timeout=10)
+            java.wait_line("STOPPED")
         finally:
             java.close()
 
@@ -150,7 +154,7 @@ def test_encryption_matches_tomcat(classes, algorithm):
     py.configure()
     java = JavaPeer(classes, mcast_port())
     try:
-        java.wait_line("STARTED", timeout=30)
+        java.wait_line("STARTED", timeout=2 * WAIT)
         payload = b"session data \x00\x01\x02" * 7
         mark = len(java.lines)
         java.command("encrypt %s %s %s" % (algorithm, key, payload.hex()))
@@ -161,7 +165,13 @@ def test_encryption_matches_tomcat(classes, algorithm):
         assert java.wait_line("DEC", after=mark) == "DEC " + payload.hex()
         mark = len(java.lines)
         java.command("decrypt %s %s %s" % (algorithm, "00" * 16, py.encrypt(0, payload).hex()))
-        assert java.wait_line("DEC", after=mark) == "DEC none"
+        wrong_key = java.wait_line("DEC", after=mark)
+        if "GCM" in algorithm:
+            assert wrong_key == "DEC none"     # authenticated: a wrong key is always rejected
+        else:
+            # CBC has no authentication: the garbage a wrong key yields ends in valid PKCS#5
+            # padding about once in 256 tries, and Java then "decrypts" it; it never yields the payload
+            assert wrong_key != "DEC " + payload.hex()
     finally:
         java.command("stop")
         java.close()

@@ -75,10 +75,17 @@ def make_app(tmp_path, name, value):
 def test_two_apps_with_the_same_module_names_stay_apart(tmp_path):
     path_before = list(sys.path)
     one, two = make_app(tmp_path, "one", 1), make_app(tmp_path, "two", 2)
-    assert one.load("app:VALUE") == 1 and two.load("app.VALUE") == 2
-    assert one.load("app:HELPER") == "one" and two.load("app:HELPER") == "two"
-    assert "app" not in sys.modules and "pkg" not in sys.modules
-    assert sys.path == path_before
-    assert one.load("pycat.webapp.servlet:HttpServlet").__name__ == "HttpServlet"
-    one.stop()
-    assert one.modules == {}
+    try:
+        assert one.load("app:VALUE") == 1 and two.load("app.VALUE") == 2
+        assert one.load("app:HELPER") == "one" and two.load("app:HELPER") == "two"
+        assert "app" not in sys.modules and "pkg" not in sys.modules
+        assert sys.path == path_before
+        assert one.load("pycat.webapp.servlet:HttpServlet").__name__ == "HttpServlet"
+        one.stop()
+        assert one.modules == {}
+    finally:
+        # both: a loader left running keeps its _pycat_webapp_* modules in sys.modules, which
+        # the deploy tests (rightly) count as a leak
+        one.stop()
+        two.stop()
+    assert not [k for k in sys.modules if k.startswith(("_pycat_webapp_one", "_pycat_webapp_two"))]
