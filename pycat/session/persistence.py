@@ -33,8 +33,6 @@ import pickle
 import struct
 import zlib
 
-import dill
-
 from pycat.fileutil import atomic_write
 
 log = logging.getLogger(__name__)
@@ -64,7 +62,9 @@ def dump_value(value):
     try:
         return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except Exception:
-        # lambdas, closures, locally defined classes...: dill handles what pickle cannot
+        # lambdas, closures, locally defined classes...: dill handles what pickle cannot. Imported
+        # here: a node whose sessions hold plain values never pays dill's ~3 MB.
+        import dill
         return dill.dumps(value, pickle.HIGHEST_PROTOCOL)
 
 
@@ -74,6 +74,7 @@ def load_value(blob):
         # the C unpickler reads almost every blob, four times faster than dill's subclass
         return pickle.loads(blob)
     except Exception:
+        import dill
         return dill.loads(blob)
 
 
