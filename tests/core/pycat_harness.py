@@ -5,6 +5,7 @@ Client code that blocks (http.client, ssl, urllib) runs in a real thread via ``i
 the gevent hub keeps serving; byte-level clients use gevent sockets directly.
 """
 import os
+import sys
 
 import gevent
 import gevent.socket
@@ -17,6 +18,12 @@ from pycat.core.server import Server
 from pycat.core.service import Service
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# tests/ holds the helpers every folder shares; put it on the path also for subprocesses that
+# import this harness on their own
+if os.path.join(REPO, "tests") not in sys.path:
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+from waiting import wait_for  # noqa: E402,F401 - the container tests import it from here
 
 
 class Tree:
@@ -152,7 +159,3 @@ def get(port, path, headers=None, method="GET", body=b"", host="localhost"):
     return status, hdrs, payload
 
 
-def wait_for(predicate, timeout=5.0, interval=0.01):
-    with gevent.Timeout(timeout, AssertionError("condition not met in %ss" % timeout)):
-        while not predicate():
-            gevent.sleep(interval)

@@ -1,11 +1,11 @@
 """SimpleTcpCluster in-process over real loopback sockets: attributes, default channel, membership,
 cluster listeners, graceful leave, background heartbeat with static membership."""
 import logging
-import random
 import socket
 
 import gevent
 import pytest
+from waiting import unique_mcast_group, wait_for
 
 from pycat import attrs
 from pycat.errors import ConfigError
@@ -22,23 +22,12 @@ from pycat.tribes.transport.receiver import NioReceiver
 pytestmark = pytest.mark.timeout(60)
 
 
-def wait_for(cond, timeout=5.0, what="condition"):
-    with gevent.Timeout(timeout, AssertionError("timed out after %ss waiting for %s" % (timeout, what))):
-        while not cond():
-            gevent.sleep(0.01)
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def group():
     """A test-unique multicast group and port: parallel runs and real clusters never meet."""
-    rng = random.SystemRandom()
-    return "228.%d.%d.%d" % (rng.randrange(1, 255), rng.randrange(256), rng.randrange(1, 255)), free_udp_port()
+    return unique_mcast_group()
 
 
 def loopback(channel, group, drop_time=10000):

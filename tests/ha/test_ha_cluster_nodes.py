@@ -3,7 +3,6 @@
 is seen at once. `pycat configtest` refuses the full how-to block (DeltaManager...) clearly."""
 import os
 import pathlib
-import random
 import re
 import signal
 import socket
@@ -13,6 +12,7 @@ import time
 
 import pytest
 from lxml import etree
+from waiting import free_udp_port, unique_mcast_group
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "integration"))
 from node_helpers import (SERVER_XML, Procs, free_port, make_base, node_env, pycat_cmd,  # noqa: E402
@@ -27,12 +27,6 @@ DROP_TIME = 30000
 def howto_channels():
     root = etree.parse(str(HOWTO_CHANNELS)).getroot()
     return [etree.tostring(el, encoding="unicode") for el in root if el.tag == "Channel"]
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def loopback_channel(xml, group, mcast_port, receiver_port):
@@ -71,9 +65,7 @@ def log_of(base):
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("index", range(3))
 def test_two_nodes_run_the_howto_channel(tmp_path, procs, index):
-    rng = random.SystemRandom()
-    group = "228.%d.%d.%d" % (rng.randrange(1, 255), rng.randrange(256), rng.randrange(1, 255))
-    mcast_port = free_udp_port()
+    group, mcast_port = unique_mcast_group()
     rx_ports = [free_port(), free_port()]
     bases, nodes = [], []
     for i, rx_port in enumerate(rx_ports):

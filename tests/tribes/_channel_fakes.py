@@ -8,7 +8,7 @@ RemoteProcessError for that member. Memberships see each other while both run MB
 """
 import itertools
 
-import gevent
+from waiting import wait_for  # noqa: F401 - the tribes tests import it from here
 
 from pycat.errors import ChannelError
 from pycat.tribes import channel as ch
@@ -200,10 +200,6 @@ class MemberWatch:
             self.members.remove(m)
 
 
-def wait_for(cond, timeout=5.0, step=0.01):
-    with gevent.Timeout(timeout, AssertionError("condition not met within %ss" % timeout)):
-        while not cond():
-            gevent.sleep(step)
 
 
 def real_channel(net, *interceptors, domain=b"", **receiver_attrs):

@@ -10,6 +10,7 @@ import time
 import gevent
 import gevent.pool
 import pytest
+from waiting import unique_mcast_group, wait_for
 
 from pycat.attrs import set_property
 from pycat.errors import ChannelError, LifecycleError
@@ -34,24 +35,12 @@ class Recorder:
         self.gone.append(member)
 
 
-def wait_until(condition, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        gevent.sleep(0.01)
-
-
-def _free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+wait_until = wait_for
 
 
 @pytest.fixture
 def mcast_group():
-    rng = random.SystemRandom()
-    return "228.%d.%d.%d" % (rng.randrange(1, 255), rng.randrange(256), rng.randrange(1, 255)), _free_udp_port()
+    return unique_mcast_group()
 
 
 @pytest.fixture

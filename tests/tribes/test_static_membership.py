@@ -4,6 +4,7 @@ import time
 import gevent
 import gevent.server
 import pytest
+from waiting import wait_for
 
 from pycat.attrs import ConversionError, set_property
 from pycat.errors import LifecycleError
@@ -27,13 +28,7 @@ class Recorder:
 
 
 def wait_until(condition, timeout=5.0, what="condition", tick=None):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        if tick:
-            tick()
-        gevent.sleep(0.02)
+    wait_for(condition, timeout, what, interval=0.02, tick=tick)
 
 
 @pytest.fixture
