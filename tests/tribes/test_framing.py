@@ -118,3 +118,17 @@ def test_fuzz_random_bytes_only_ever_raise_protocol_error():
         except ProtocolError:
             assert decoder.buffered == 0
         assert decoder.buffered <= 4096 + 18
+
+
+def test_frame_size_is_what_the_held_frame_will_cost():
+    decoder = FrameDecoder()
+    frame = encode_frame(b"x" * 1000)
+    assert decoder.frame_size == 0
+    decoder.feed(frame[:5])
+    assert decoder.frame_size == 5                  # header incomplete: only what is held
+    decoder.feed(frame[5:100])
+    assert decoder.frame_size == len(frame) == 1018  # header read: the whole frame as announced
+    assert decoder.feed(frame[100:] + frame[:20]) == [b"x" * 1000]
+    assert decoder.frame_size == 1018 and decoder.buffered == 20  # the next frame, not the finished one
+    assert decoder.feed(frame[20:]) == [b"x" * 1000]
+    assert decoder.frame_size == 0

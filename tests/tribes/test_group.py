@@ -101,16 +101,27 @@ def test_member_arrival_of_10_channels():
 
 
 def test_different_domains_see_no_members():
+    """Two domains of two channels each on one group and port. Positive control: each channel
+    sees the other of its own domain, and its membership service heard all three (so the
+    foreign heartbeats did arrive); the DomainFilterInterceptor keeps the foreign two out."""
     port = mcast_port()
     chans = []
-    for i in range(4):
+    for domain in [os.urandom(16)] * 2 + [os.urandom(16)] * 2:
         d = DomainFilterInterceptor()
-        d.domain = os.urandom(16)
-        chans.append(make_channel(port, d, domain=d.domain))
+        d.domain = domain
+        chans.append(make_channel(port, d, domain=domain))
     try:
         start_parallel(chans)
-        gevent.sleep(0.5)  # several heartbeat periods: long enough to have seen each other
-        assert all(c.watch.members == [] and not c.has_members() for c in chans)
+        partner = {0: 1, 1: 0, 2: 3, 3: 2}
+        for i, c in enumerate(chans):
+            mine = chans[partner[i]].get_local_member()
+            wait_for(lambda: c.watch.members == [mine], what="channel %d seeing its own domain" % i)
+            wait_for(lambda: len(c.membership_service.get_members()) == 3, what="channel %d hearing all" % i)
+        for i, c in enumerate(chans):
+            mine = chans[partner[i]].get_local_member()
+            assert c.get_members() == [mine] and c.watch.added == [mine]
+            assert {m.domain for m in c.membership_service.get_members()} == {chans[0].get_local_member().domain,
+                                                                              chans[2].get_local_member().domain}
     finally:
         stop_all(chans)
 

@@ -180,3 +180,60 @@ def test_legacy_format_has_no_timestamp_and_no_replay_check():
     assert len(p.wire[0]) == 12 + 5 + 16  # IV, payload, GCM tag: Tomcat 10.1.55's layout
     p.dest.message_received(ChannelData(1, 0, os.urandom(16), p.me, p.wire[0]))
     assert p.got == [b"hello", b"hello"]  # older Tomcat has no replay protection to match
+
+
+def _independent_encrypt(algorithm, plain):
+    """IV ‖ ciphertext made with the cryptography primitives directly, not with pycat's code."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    key = bytes.fromhex(KEY)
+    if "GCM" in algorithm:
+        iv = os.urandom(12)
+        return iv + AESGCM(key).encrypt(iv, plain, None)
+    iv = os.urandom(16)
+    padder = padding.PKCS7(128).padder()
+    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return iv + enc.update(padder.update(plain) + padder.finalize()) + enc.finalize()
+
+
+@pytest.mark.parametrize("algorithm", ["AES/GCM/NoPadding", "AES/CBC/PKCS5Padding"])
+def test_both_wire_formats_against_an_independent_encoder(algorithm):
+    """The two layouts Tomcat has used, built by hand: the current one (IV ‖ enc(timestamp ‖
+    payload), Tomcat 10.1.60 and later) is read by default, the old one (IV ‖ enc(payload),
+    10.1.55) only with legacyFormat; each reading the other's layout fails to yield the payload."""
+    import struct
+    payload = b"session data \x00\x01\x02" * 7
+    now = int(time.time() * 1000)
+    current = _independent_encrypt(algorithm, struct.pack(">q", now) + payload)
+    old = _independent_encrypt(algorithm, payload)
+
+    def receiver(legacy):
+        p = Pipe(algorithm=algorithm)
+        p.dest.legacy_format = legacy
+        return p
+    p = receiver(False)
+    p.dest.message_received(ChannelData(1, 0, os.urandom(16), p.me, current))
+    p.dest.message_received(ChannelData(1, 0, os.urandom(16), p.me, old))  # "session " read as a timestamp
+    assert p.got == [payload] and p.dest.dropped == 1
+    q = receiver(True)
+    q.dest.message_received(ChannelData(1, 0, os.urandom(16), q.me, old))
+    q.dest.message_received(ChannelData(1, 0, os.urandom(16), q.me, current))
+    assert q.got[0] == payload and q.got[1] == struct.pack(">q", now) + payload  # no timestamp expected
+    # and what pycat writes in each format is what the independent encoder wrote
+    for legacy, expected in ((False, struct.pack(">q", now) + payload), (True, payload)):
+        i = receiver(legacy).src
+        i.legacy_format = legacy
+        assert _independent_decrypt(algorithm, i.encrypt(now, payload)) == expected
+
+
+def _independent_decrypt(algorithm, data):
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    key = bytes.fromhex(KEY)
+    if "GCM" in algorithm:
+        return AESGCM(key).decrypt(data[:12], data[12:], None)
+    dec = Cipher(algorithms.AES(key), modes.CBC(data[:16])).decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    return unpadder.update(dec.update(data[16:]) + dec.finalize()) + unpadder.finalize()

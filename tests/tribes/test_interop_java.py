@@ -5,11 +5,18 @@ subprocess: a GroupChannel with McastService on a test-unique port bound to 127.
 NioReceiver on 127.0.0.1. pycat and Java must see each other as members, exchange BYTE_MESSAGE
 both ways with and without USE_ACK (and sync ack, including a FAIL_ACK from Java), and each must
 see the other leave when it stops.
+
+The EncryptInterceptor check runs Tomcat's own interceptor in isolation. Tomcat changed its wire
+format when it added replay protection (10.1.60 has it, 10.1.55 does not), so the test reads the
+jar it finds (``tomcat_encrypt_format``) and uses pycat's default format or ``legacyFormat`` to
+match; the pure layout tests of both formats are in test_interceptor_encrypt.py.
 """
 import os
 import pathlib
+import re
 import shutil
 import socket as pysocket
+import zipfile
 
 import gevent
 import pytest
@@ -32,12 +39,13 @@ WAIT = 30.0
 
 missing = [j for j in JARS if not os.path.exists(j)]
 if not shutil.which("javac") or not shutil.which("java"):
-    pytestmark = pytest.mark.skip(reason="java/javac not on PATH (install a JDK 17)")
+    needs_java = pytest.mark.skip(reason="java/javac not on PATH (install a JDK 17)")
 elif missing:
-    pytestmark = pytest.mark.skip(reason="Tomcat Tribes jar missing: %s (apt install libtomcat10-java)"
+    needs_java = pytest.mark.skip(reason="Tomcat Tribes jar missing: %s (apt install libtomcat10-java)"
                                   % ", ".join(missing))
 else:
-    pytestmark = pytest.mark.timeout(240)
+    needs_java = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(240)
 
 
 class JavaPeer:
@@ -85,6 +93,7 @@ def classes(tmp_path_factory):
     return out
 
 
+@needs_java
 def test_pycat_and_tomcat_tribes_talk(classes):
     port = mcast_port()
     java = JavaPeer(classes, port)
@@ -143,29 +152,71 @@ def test_pycat_and_tomcat_tribes_talk(classes):
             java.close()
 
 
+def tomcat_encrypt_format(jar=JARS[0]):
+    """(Implementation-Version from the jar's manifest, True when its EncryptInterceptor speaks the
+    legacy format). The class itself decides, not the version number: the replay protection came
+    to each branch (9.0, 10.1, 11) in a different release, and a distribution may backport it. A
+    class with the replay protection has the setReplayWindowTime setter in its constant pool."""
+    with zipfile.ZipFile(jar) as z:
+        manifest = z.read("META-INF/MANIFEST.MF").decode("utf-8", "replace")
+        cls = z.read("org/apache/catalina/tribes/group/interceptors/EncryptInterceptor.class")
+    found = re.search(r"^Implementation-Version:\s*(\S+)", manifest, re.M)
+    return (found.group(1) if found else "unknown"), b"setReplayWindowTime" not in cls
+
+
+def test_format_detection_reads_the_class(tmp_path):
+    """The probe tells the two formats apart on jars built here (no JVM needed): a class that
+    has the replay-window setter is the current format, one without it the legacy one."""
+    for has_replay, legacy in ((True, False), (False, True)):
+        jar = tmp_path / ("replay.jar" if has_replay else "old.jar")
+        with zipfile.ZipFile(jar, "w") as z:
+            z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nImplementation-Version: 10.1.%d\n"
+                       % (60 if has_replay else 55))
+            z.writestr("org/apache/catalina/tribes/group/interceptors/EncryptInterceptor.class",
+                       b"\xca\xfe\xba\xbe" + (b"\x00\x13setReplayWindowTime" if has_replay else b"\x00\x04stop"))
+        assert tomcat_encrypt_format(str(jar)) == ("10.1.60" if has_replay else "10.1.55", legacy)
+
+
+@needs_java
 @pytest.mark.parametrize("algorithm", ["AES/GCM/NoPadding", "AES/CBC/PKCS5Padding"])
 def test_encryption_matches_tomcat(classes, algorithm):
-    """Tomcat's own EncryptInterceptor (this jar predates the 2026 replay protection, so pycat runs
-    with legacyFormat) decrypts what pycat encrypts and the other way round; a wrong key fails."""
+    """Tomcat's own EncryptInterceptor decrypts what pycat encrypts and the other way round, in the
+    format of the jar on this machine: pycat's default format for a Tomcat with the replay
+    protection (10.1.60 has it), legacyFormat for an older one (10.1.55). The other format is
+    refused by that Tomcat (so the detection matters), and a wrong key fails."""
+    import time
     from pycat.tribes.group.interceptors.encrypt import EncryptInterceptor
+    version, legacy = tomcat_encrypt_format()
     key = "cafebabedeadbeefbeefcafecafebabe"
-    py = EncryptInterceptor()
-    py.encryption_key, py.encryption_algorithm, py.legacy_format = key, algorithm, True
-    py.configure()
+
+    def interceptor(legacy_format):
+        i = EncryptInterceptor()
+        i.encryption_key, i.encryption_algorithm, i.legacy_format = key, algorithm, legacy_format
+        i.configure()
+        return i
+    py, other = interceptor(legacy), interceptor(not legacy)
     java = JavaPeer(classes, mcast_port())
     try:
         java.wait_line("STARTED", timeout=2 * WAIT)
         payload = b"session data \x00\x01\x02" * 7
-        mark = len(java.lines)
-        java.command("encrypt %s %s %s" % (algorithm, key, payload.hex()))
-        from_java = bytes.fromhex(java.wait_line("ENC", after=mark).split()[1])
-        assert py.decrypt(from_java)[2] == payload
-        mark = len(java.lines)
-        java.command("decrypt %s %s %s" % (algorithm, key, py.encrypt(0, payload).hex()))
-        assert java.wait_line("DEC", after=mark) == "DEC " + payload.hex()
-        mark = len(java.lines)
-        java.command("decrypt %s %s %s" % (algorithm, "00" * 16, py.encrypt(0, payload).hex()))
-        wrong_key = java.wait_line("DEC", after=mark)
+
+        def java_says(command):
+            mark = len(java.lines)
+            java.command(command)
+            return java.wait_line("DEC" if command.startswith("decrypt") else "ENC", after=mark)
+        from_java = bytes.fromhex(java_says("encrypt %s %s %s" % (algorithm, key, payload.hex())).split()[1])
+        timestamp, _, data = py.decrypt(from_java)
+        assert data == payload, "Tomcat %s (legacy=%s)" % (version, legacy)
+        if not legacy:  # Tomcat stamps the plaintext with its clock: ours, give or take a minute
+            assert abs(timestamp - time.time() * 1000) < 60000
+            assert py.replay_check(timestamp, from_java[:12 if "GCM" in algorithm else 16]) is None
+        now = int(time.time() * 1000)
+        assert java_says("decrypt %s %s %s" % (algorithm, key, py.encrypt(now, payload).hex())) \
+            == "DEC " + payload.hex(), "Tomcat %s (legacy=%s)" % (version, legacy)
+        # the other format is not what this Tomcat reads: the detection is what made the above pass
+        assert java_says("decrypt %s %s %s" % (algorithm, key, other.encrypt(now, payload).hex())) \
+            != "DEC " + payload.hex()
+        wrong_key = java_says("decrypt %s %s %s" % (algorithm, "00" * 16, py.encrypt(now, payload).hex()))
         if "GCM" in algorithm:
             assert wrong_key == "DEC none"     # authenticated: a wrong key is always rejected
         else:

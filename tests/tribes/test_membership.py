@@ -73,3 +73,17 @@ def test_remove_get_find_clear():
     assert table.remove(m) is None and table.get_member(m) is None
     table.member_alive(m)
     assert table.clear() == [m] and len(table) == 0
+
+
+def test_table_is_bounded_but_known_members_stay_fresh():
+    clock = FakeClock()
+    table = Membership(clock=clock, max_members=3)
+    assert [table.member_alive(_member(p)) for p in (4001, 4002, 4003)] == [True, True, True]
+    assert table.member_alive(_member(4004)) is None and table.refused == 1
+    assert 4004 not in [m.port for m in table.members()] and len(table) == 3
+    clock.now += 500
+    assert table.member_alive(_member(4001)) is False  # a known member is still refreshed when full
+    assert table.last_heard(_member(4001)) == clock.now
+    table.remove(_member(4002))
+    assert table.member_alive(_member(4004)) is True  # room again
+    assert Membership(clock=clock).member_alive(_member(4009)) is True  # no bound by default

@@ -1,5 +1,6 @@
 """The TCP transport on 127.0.0.1: NioReceiver, PooledParallelSender, ACK semantics, keep-alive."""
 import random
+import time
 
 import gevent
 import pytest
@@ -197,15 +198,27 @@ def test_connections_reopen_transparently(net, count, time_ms, pause):
 
 
 def test_pooled_connection_closed_by_peer_is_replaced(net):
+    """The receiver closes an idle pooled connection; the sender notices before reusing it,
+    discards it and opens a new one. A no-ack message written into the closed one would be lost
+    without an error, so "two" arriving shows the check happened."""
     a, b = real_channel(net), real_channel(net, idle_timeout=100)
     lb = Collect()
     b.add_channel_listener(lb)
     start_all(a, b)
-    a.send(a.get_members(), b"one", 0)
+    transport = a.sender.transport
+    (member,) = a.get_members()
+    a.send([member], b"one", 0)
     wait_for(lambda: lb.messages == [b"one"])
-    gevent.sleep(1.3)  # the receiver closed the idle connection; the sender must notice
-    a.send(a.get_members(), b"two", 0)
+    (old,) = transport._idle[member].queue  # the one pooled connection
+    wait_for(lambda: b.receiver.stats["idle_closed"] == 1 and not b.receiver._connections,
+             what="the receiver closing the idle connection")
+    wait_for(old.peer_closed, what="the close reaching the sender's side")
+    a.send([member], b"two", 0)
     wait_for(lambda: lb.messages == [b"one", b"two"])
+    (new,) = transport._idle[member].queue
+    assert new is not old and old.sock.fileno() == -1  # the stale one was closed, a fresh one pooled
+    assert b.receiver.stats["connections"] == 2 and transport._counts[member] == 1  # its slot was reused
+    assert not new.peer_closed()
     stop_all(a, b)
 
 
@@ -343,6 +356,61 @@ def test_pool_size_bounds_connections_per_member(net):
     gevent.joinall([gevent.spawn(a.send, dest, b"%d" % i, 6) for i in range(20)], raise_error=True)
     assert len(slow.messages) == 20
     assert b.receiver.stats["connections"] <= 2
+    stop_all(a, b)
+
+
+def test_a_waiting_sender_is_not_starved_by_a_busy_one(net):
+    """Pool of one connection: a greenlet sending back to back gives the connection back and at
+    once asks for it again, without yielding in between. A sender already waiting must get it
+    first (the one that waits longest, next), not time out after maxWait while the busy one
+    keeps barging in; under load that lost async messages (the 20 x 500 integrity test)."""
+    a, b = real_channel(net), real_channel(net)
+    lb = Collect()
+    b.add_channel_listener(lb)
+    start_all(a, b)
+    transport = a.sender.transport
+    transport.pool_size, transport.max_wait = 1, 300
+    dest = a.get_members()
+    events = []
+
+    def busy():
+        stop = time.monotonic() + 1.5  # well past maxWait
+        while time.monotonic() < stop:
+            a.send(dest, b"busy", 2)
+        events.append("busy done")
+
+    def waiter(name):
+        a.send(dest, name, 2)
+        events.append(name)
+    hog = gevent.spawn(busy)
+    gevent.sleep(0.05)  # the busy one holds the connection now
+    waiters = [gevent.spawn(waiter, b"w%d" % i) for i in range(3)]
+    gevent.joinall(waiters + [hog], raise_error=True)
+    assert events == [b"w0", b"w1", b"w2", "busy done"]  # served in the order they asked, long before the end
+    assert [m for m in lb.messages if m != b"busy"] == [b"w0", b"w1", b"w2"]
+    assert b.receiver.stats["connections"] == 1
+    stop_all(a, b)
+
+
+def test_a_killed_waiter_does_not_take_the_connection_with_it(net):
+    """A sender killed while waiting in line leaves it: the connection given back next goes to
+    the sender behind it, and the pool still holds its one connection."""
+    a, b = real_channel(net), real_channel(net)
+    lb = Collect(fail=lambda m: m == b"slow" and gevent.sleep(0.3))
+    b.add_channel_listener(lb)
+    start_all(a, b)
+    transport = a.sender.transport
+    transport.pool_size, transport.max_wait = 1, 2000
+    dest = a.get_members()
+    hog = gevent.spawn(a.send, dest, b"slow", 6)  # holds the one connection for 0.3 s
+    gevent.sleep(0.05)
+    victim = gevent.spawn(a.send, dest, b"victim", 6)
+    gevent.sleep(0.05)
+    victim.kill()
+    a.send(dest, b"after", 6)
+    hog.get()
+    assert lb.messages == [b"slow", b"after"]
+    assert transport._counts[dest[0]] == 1 and b.receiver.stats["connections"] == 1
     stop_all(a, b)
 
 

@@ -87,6 +87,17 @@ class FrameDecoder:
         """Bytes held waiting for the rest of a frame."""
         return len(self._buf)
 
+    @property
+    def frame_size(self):
+        """Whole size (header, body, trailer) of the frame held in part, as its header announced
+        it; 0 when nothing is held, the bytes held while the header itself is incomplete. After
+        ``feed`` the held bytes are always the start of one frame, so this is what finishing it
+        will cost: the receiver charges it against its total buffer budget."""
+        buf = self._buf
+        if len(buf) < HEADER_SIZE:
+            return len(buf)
+        return HEADER_SIZE + _LEN.unpack_from(buf, len(START_DATA))[0] + TRAILER_SIZE
+
     def reset(self):
         self._buf = bytearray()
 

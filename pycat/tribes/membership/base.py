@@ -16,6 +16,10 @@ The contract the channel codes against (Tomcat's ``MembershipService``):
 * ``get_members()`` (longest-running first), ``get_member(m)``, ``has_members()``,
   ``find_member_by_name(name)``, ``broadcast(data)``, the ``payload`` and ``domain`` attributes
   (mirrored onto the local member at once, so they go out with the next heartbeat).
+* ``record_authenticator``: None, or an object with ``sign_record(member)`` and
+  ``verify_record(member)`` (the AuthInterceptor installs itself here): a service that sends
+  member records sends ``local_record()``, and one that receives them passes each through
+  ``accept_record`` first, which ignores (and logs, once a minute per source) what does not verify.
 """
 import logging
 
@@ -24,6 +28,7 @@ import gevent.queue
 from pycat.attrs import Attr
 from pycat.errors import LifecycleError
 from pycat.lifecycle import Lifecycle, LifecycleState
+from pycat.tribes.limits import PeerLog
 from pycat.tribes.member import Member, config_bytes, now_ms
 from pycat.tribes.membership.membership import Membership
 
@@ -56,6 +61,11 @@ class MembershipService(Lifecycle):
         self.membership = Membership()
         self._levels = 0
         self._events = gevent.queue.Queue()
+        #: signs our member records and verifies the ones received (see the module docstring)
+        self.record_authenticator = None
+        #: member records ignored because they did not verify
+        self.unauthenticated = 0
+        self._peer_log = PeerLog(log, 60.0)
 
     # -- local member --------------------------------------------------------------------------
     def set_local_member_properties(self, host, port, secure_port=-1, udp_port=-1):
@@ -78,6 +88,30 @@ class MembershipService(Lifecycle):
         if inc_alive_time and self.local_member is not None:
             self.local_member.encode(refresh_alive=True)
         return self.local_member
+
+    def local_record(self):
+        """The local member's record for the wire, alive time refreshed (and signed, with an
+        authenticator)."""
+        auth = self.record_authenticator
+        if auth is None:
+            return self.local_member.encode(refresh_alive=True)
+        return auth.sign_record(self.local_member)
+
+    def accept_record(self, member, source=None):
+        """True when a received member record may be believed. With an authenticator, its
+        signature is checked and stripped (listeners see the payload the member configured)."""
+        auth = self.record_authenticator
+        if auth is None:
+            return True
+        payload, why = auth.verify_record(member)
+        if payload is None:
+            self.unauthenticated += 1
+            host = source[0] if source else member.hostname
+            self._peer_log.warning(host, "%s: ignoring %s for %s from %s (AuthInterceptor authenticates "
+                                   "membership)", self.component_name, why, member.name, source or "?")
+            return False
+        member.payload = payload
+        return True
 
     # -- levels --------------------------------------------------------------------------------
     @property

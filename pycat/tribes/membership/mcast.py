@@ -17,6 +17,12 @@ broadcast from another member, inline in the receiver greenlet.
 
 Bad datagrams are dropped and counted (``dropped``), logged at most every 10 s; the receiver
 handles at most 64 datagrams in a row before yielding, so a flood cannot starve the sender.
+
+Anyone who can reach the group can announce members. Two defences: the member table holds at most
+``maxMembers`` members (a new one beyond that is refused and logged, once a minute per source;
+known members keep being refreshed), and with an AuthInterceptor in the channel every record is
+signed under the cluster secret and unsigned or badly signed ones are ignored (see
+``group/interceptors/auth.py`` for the format and for what that means for Tomcat peers).
 """
 import logging
 import socket
@@ -62,6 +68,7 @@ class McastService(MembershipService):
     recovery_counter = Attr(int, 10, "consecutive errors that trigger recovery")
     recovery_sleep_time = Attr(int, 5000, "ms between recovery attempts")
     local_loopback_disabled = Attr(bool, False, "do not loop our datagrams back to this host")
+    max_members = Attr(int, 256, "members at most in the table; records of more are refused (pycat's own)")
 
     def __init__(self):
         super().__init__()
@@ -77,6 +84,7 @@ class McastService(MembershipService):
         if self.frequency <= 0 or self.drop_time <= 0:
             raise LifecycleError("frequency and dropTime must be positive")
         super()._start()
+        self.membership.max_members = self.max_members
         self._errors = 0
         self._open_socket()
 
@@ -84,7 +92,7 @@ class McastService(MembershipService):
         if level & MBR_RX:
             self._receiver = self.spawn(self._receive_loop)
         if level & MBR_TX:
-            self._send(self.local_member.encode(refresh_alive=True))
+            self._send(self.local_record())
             self._sender = self.spawn(self._send_loop)
         log.info("%s: started level %d on %s:%d, waiting %d ms for members", self.component_name, level,
                  self.address, self.port, 2 * self.frequency)
@@ -102,7 +110,7 @@ class McastService(MembershipService):
             # the goodbye: peers drop us at once instead of after dropTime
             self.local_member.command = SHUTDOWN_PAYLOAD
             try:
-                self._send(self.local_member.encode(refresh_alive=True))
+                self._send(self.local_record())
             except OSError as exc:
                 log.warning("%s: could not send the shutdown notice: %s", self.component_name, exc)
         self._close_socket()
@@ -160,7 +168,7 @@ class McastService(MembershipService):
         while self._sender is me:
             gevent.sleep(self.frequency / 1000.0)
             try:
-                self._send(self.local_member.encode(refresh_alive=True))
+                self._send(self.local_record())
                 self._errors = 0
             except (OSError, AttributeError) as exc:  # AttributeError: socket closed for recovery
                 self._io_error("send", exc)
@@ -171,7 +179,7 @@ class McastService(MembershipService):
         burst = 0
         while self._receiver is me:
             try:
-                data, _ = self._sock.recvfrom(65536)
+                data, source = self._sock.recvfrom(65536)
             except socket.timeout:
                 burst = 0
             except (OSError, AttributeError) as exc:
@@ -179,7 +187,7 @@ class McastService(MembershipService):
                 gevent.sleep(min(self.frequency, 100) / 1000.0)
             else:
                 self._errors = 0
-                self.datagram_received(data)
+                self.datagram_received(data, source)
                 burst += 1
                 if burst >= _BURST:
                     burst = 0
@@ -217,11 +225,11 @@ class McastService(MembershipService):
             self._recovery = None
 
     # -- what arrives ---------------------------------------------------------------------------
-    def datagram_received(self, data):
-        """Handle one datagram (the receiver calls this; tests may too)."""
+    def datagram_received(self, data, source=None):
+        """Handle one datagram from source (host, port) (the receiver calls this; tests may too)."""
         try:
             if data.startswith(MEMBER_BEGIN):
-                self.member_data_received(Member.decode(data))
+                self.member_data_received(Member.decode(data), source)
             else:
                 messages = [ChannelData.decode(body) for body in decode_frames(data, MAX_PACKET_SIZE)]
                 for message in messages:
@@ -229,14 +237,22 @@ class McastService(MembershipService):
         except ProtocolError as exc:
             self._drop(data, exc)
 
-    def member_data_received(self, member):
+    def member_data_received(self, member, source=None):
         if member == self.local_member:
             return  # our own heartbeat, looped back
+        if not self.accept_record(member, source):
+            return
         if member.is_shutdown:
             if self.membership.remove(member) is not None:
                 self.fire("member_disappeared", member)
-        elif self.membership.member_alive(member):
+            return
+        added = self.membership.member_alive(member)
+        if added:
             self.fire("member_added", member)
+        elif added is None:
+            self._peer_log.warning(source[0] if source else member.hostname,
+                                   "%s: member table full (%d members, maxMembers); not adding %s from %s",
+                                   self.component_name, len(self.membership), member.name, source or "?")
 
     def _message_received(self, message):
         listener = self.message_listener

@@ -6,6 +6,10 @@ its entry and copies the fields that change between heartbeats (alive time, payl
 domain) onto the stored instance, so listeners holding it see the update. ``members()`` is
 sorted by alive time descending: the longest-running member first, which is the one
 DeltaManager asks for the session state.
+
+The table is bounded: with ``max_members`` set, a new member beyond that many is refused
+(``member_alive`` returns None and counts it in ``refused``) while known members keep being
+refreshed, so a flood of made-up member records cannot grow it without end.
 """
 from pycat.tribes.member import now_ms
 
@@ -15,19 +19,26 @@ _UPDATED_FIELDS = ("alive_time", "payload", "command", "domain")
 class Membership:
     """Members heard from, with the time each was last heard (clock ms)."""
 
-    def __init__(self, local_member=None, clock=now_ms):
+    def __init__(self, local_member=None, clock=now_ms, max_members=None):
         self.local_member = local_member
         self.clock = clock
+        #: new members beyond this many are refused (None or <= 0: no bound)
+        self.max_members = max_members
+        self.refused = 0
         self._last_heard = {}  # Member -> ms
         self._stored = {}  # Member -> the stored instance (dict keys compare by identity fields only)
         self._sorted = None
 
     def member_alive(self, member, now=None):
-        """Record a heartbeat from member; True when the member is new."""
+        """Record a heartbeat from member; True when the member is new, False when it was known
+        (or is the local member), None when it is new but the table is full (not recorded)."""
         if member == self.local_member:
             return False
         now = self.clock() if now is None else now
         stored = self._stored.get(member)
+        if stored is None and self.max_members and self.max_members > 0 and len(self._stored) >= self.max_members:
+            self.refused += 1
+            return None
         self._last_heard[member] = now
         if stored is None:
             self._stored[member] = member

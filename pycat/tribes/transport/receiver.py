@@ -10,11 +10,26 @@ once across all connections (Tomcat's worker pool). ACKs follow Tomcat exactly:
 * USE_ACK with SYNCHRONIZED_ACK: ACK after the listeners ran, FAIL_ACK if one raised.
 
 Bad input never crashes the node: a broken frame (wrong marker, absurd length, undecodable
-ChannelData) is logged and the connection closed; a peer stalling in the middle of a frame is
-dropped after ``timeout`` ms; idle connections stay open like Tomcat's (``idleTimeout`` may close
-them); at most
-``maxConnections`` connections are served, so memory is bounded by that many read buffers and
-frames of ``maxMessageSize``.
+ChannelData) is logged and the connection closed. Memory and time a peer can hold are bounded:
+
+* at most ``maxConnections`` connections are served, each with one read buffer of ``rxBufSize``;
+* a frame larger than one read buffer is charged, at the size its header announces, against
+  ``maxTotalBufferSize``, one budget shared by all connections, in the read that brings its
+  header; a frame that would exceed it closes its connection (logged). So a connection holds
+  its read buffer, at most one more buffer's worth for a small partial frame (small frames are
+  never refused, so a peer hogging the budget cannot starve ordinary replication traffic), and
+  its share of the budget: ``maxConnections`` x 2 x ``rxBufSize`` + ``maxTotalBufferSize`` in
+  all (about 192 MiB with the defaults, whatever the peers send);
+* a frame must arrive whole within ``frameTimeout`` ms of its first byte; arriving bytes do not
+  extend that (a peer trickling one byte a second is closed), and a peer silent for ``timeout``
+  ms in the middle of a frame is closed sooner;
+* a connection idle (between frames) for ``idleTimeout`` ms is closed. Tomcat never closes them;
+  pycat's sender checks a pooled connection before reusing it, but a Java sender notices the
+  close only when it next writes, so a Java node's next no-ack message after such a silence can
+  be lost: set ``idleTimeout="-1"`` on a node that Java nodes send to with no-ack options.
+
+Every such close is logged as a warning at most once a minute per peer host, with a count of
+what was held back (a hostile peer repeats itself on every connection).
 
 With ``udpPort`` set, a UDP socket (autoBind applies too) takes datagrams of send option UDP:
 each datagram holds whole frames, processed like TCP ones; acks go back to the source address.
@@ -27,6 +42,7 @@ import ipaddress
 import logging
 import socket as pysocket
 import struct
+import time
 
 import gevent
 import gevent.lock
@@ -40,6 +56,7 @@ from pycat.netutil import listen_tcp, set_tcp_options
 from pycat.tribes import channel as ch
 from pycat.tribes.io import framing
 from pycat.tribes.io.channel_data import ChannelData
+from pycat.tribes.limits import BufferBudget, PeerLog
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +64,8 @@ log = logging.getLogger(__name__)
 _HEAD = struct.Struct(">IqI")
 _UINT = struct.Struct(">I")
 _MEMBER_AT = 36
+#: seconds between two warnings about the same peer host
+PEER_LOG_INTERVAL = 60.0
 
 
 def _is_loopback(addr):
@@ -91,8 +110,8 @@ class NioReceiver(Lifecycle):
     max_threads = Attr(int, 15, "messages processed concurrently (greenlet pool size)")
     min_threads = Attr(int, 6, "accepted for compatibility")
     max_idle_time = Attr(int, 60000, "accepted for compatibility (Tomcat's worker thread idle time)")
-    idle_timeout = Attr(int, -1, "close a connection idle this long, ms; -1 never, as Tomcat "
-                                 "(a Java sender may lose its next unacked message on a closed one)")
+    idle_timeout = Attr(int, 300000, "close a connection idle this long between frames, ms; -1 never, as "
+                                     "Tomcat (a Java sender may lose its next unacked message on a closed one)")
     rx_buf_size = Attr(int, 65536, "SO_RCVBUF / read size")
     tx_buf_size = Attr(int, 25188, "SO_SNDBUF")
     udp_rx_buf_size = Attr(int, 65536, "accepted for compatibility")
@@ -106,11 +125,16 @@ class NioReceiver(Lifecycle):
     so_linger_time = Attr(int, 3, "accepted for compatibility")
     so_traffic_class = Attr(int, 0x1C, "accepted for compatibility")
     timeout = Attr(int, 3000, "ms a peer may stall in the middle of a frame")
+    frame_timeout = Attr(int, 60000, "ms a frame may take from its first byte to its last, however "
+                                     "steadily its bytes arrive (<= 0: no limit)")
     use_buffer_pool = Attr(bool, True, "accepted for compatibility")
     min_tasks = Attr(int, 10, "accepted for compatibility")
     max_tasks = Attr(int, 100, "accepted for compatibility")
     max_message_size = Attr(int, framing.DEFAULT_MAX_SIZE, "largest frame accepted, bytes")
     max_connections = Attr(int, 1024, "open connections at most; more are refused (pycat's own)")
+    max_total_buffer_size = Attr(int, 64 * 1024 * 1024, "bytes all partial frames larger than rxBufSize may "
+                                 "hold together; a frame that would exceed it closes its connection (<= 0: "
+                                 "no limit)")
 
     def __init__(self):
         super().__init__()
@@ -122,13 +146,20 @@ class NioReceiver(Lifecycle):
         self._server = None
         self._workers = None
         self._connections = set()
-        self.stats = {"frames": 0, "errors": 0, "connections": 0}
+        self.budget = BufferBudget(self.max_total_buffer_size)
+        self._peer_log = PeerLog(log, PEER_LOG_INTERVAL)
+        self.stats = {"frames": 0, "errors": 0, "connections": 0, "idle_closed": 0, "frame_timeouts": 0,
+                      "over_budget": 0}
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _start(self):
         explicit = self.address and self.address.strip().lower() != "auto"
         host = self.address.strip() if explicit else auto_address()
         self._workers = gevent.lock.BoundedSemaphore(max(1, self.max_threads))
+        self.budget = BufferBudget(self.max_total_buffer_size)
+        if 0 < self.max_total_buffer_size < self.max_message_size:
+            log.warning("receiver maxTotalBufferSize %d is below maxMessageSize %d: larger frames are always "
+                        "refused", self.max_total_buffer_size, self.max_message_size)
         last = None
         for port in range(self.port, self.port + max(1, self.auto_bind)):
             try:
@@ -178,7 +209,7 @@ class NioReceiver(Lifecycle):
                 frames = framing.decode_frames(data, self.max_message_size)
             except ProtocolError as exc:
                 self.stats["errors"] += 1
-                log.warning("dropping datagram from %s: %s", addr, exc)
+                self._peer_log.warning(addr[0], "dropping datagram from %s: %s", addr, exc)
                 continue
 
             def reply(ack, addr=addr):
@@ -214,7 +245,8 @@ class NioReceiver(Lifecycle):
         self.stats["connections"] += 1
         if len(self._connections) >= self.max_connections:
             # a connection flood must not buy unbounded buffers; real peers pool a few connections
-            log.warning("refusing connection from %s: %d connections open", peer, len(self._connections))
+            self._peer_log.warning(peer[0], "refusing connection from %s: %d connections open (maxConnections)",
+                                   peer, len(self._connections))
             conn.close()
             return
         self._connections.add(conn)
@@ -241,30 +273,79 @@ class NioReceiver(Lifecycle):
         cache = [None, None]  # the sender's member record and Member, reused while it repeats
         idle = self.idle_timeout / 1000.0 if self.idle_timeout > 0 else None
         stall = self.timeout / 1000.0 if self.timeout > 0 else None
-        while True:
-            conn.settimeout(stall if decoder.buffered else idle)
-            try:
-                n = conn.recv_into(buf)
-            except socket.timeout:
+        frame_time = self.frame_timeout / 1000.0 if self.frame_timeout > 0 else None
+        budget = self.budget
+        charged = 0     # bytes this connection holds against the shared budget
+        deadline = None  # monotonic time by which the frame in progress must be complete
+        try:
+            while True:
                 if decoder.buffered:
-                    log.warning("peer %s stalled mid-frame for %d ms with %d bytes; closing",
-                                peer, self.timeout, decoder.buffered)
+                    wait = stall
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return self._frame_late(peer, decoder)
+                        wait = left if wait is None else min(wait, left)
                 else:
-                    log.debug("closing connection from %s idle for %d ms", peer, self.idle_timeout)
-                return
-            if not n:
-                return
-            try:
-                frames = decoder.feed(view[:n])
-            except ProtocolError as exc:
-                self.stats["errors"] += 1
-                log.warning("dropping connection from %s: %s", peer, exc)
-                for body in getattr(exc, "frames", ()):
-                    self._process(conn.sendall, peer, body, cache)
-                return
-            for body in frames:
-                if not self._process(conn.sendall, peer, body, cache):
+                    wait = idle
+                conn.settimeout(wait)
+                try:
+                    n = conn.recv_into(buf)
+                except socket.timeout:
+                    if not decoder.buffered:
+                        self.stats["idle_closed"] += 1
+                        log.debug("closing connection from %s idle for %d ms", peer, self.idle_timeout)
+                    elif deadline is not None and time.monotonic() >= deadline:
+                        self._frame_late(peer, decoder)
+                    else:
+                        self._peer_log.warning(peer[0], "peer %s stalled mid-frame for %d ms with %d bytes; closing",
+                                               peer, self.timeout, decoder.buffered)
                     return
+                if not n:
+                    return
+                continuing = decoder.buffered
+                try:
+                    frames = decoder.feed(view[:n])
+                except ProtocolError as exc:
+                    self.stats["errors"] += 1
+                    self._peer_log.warning(peer[0], "dropping connection from %s: %s", peer, exc)
+                    for body in getattr(exc, "frames", ()):
+                        self._process(conn.sendall, peer, body, cache)
+                    return
+                # charge the frame now in progress before anything else happens to it; frames that
+                # fit one read buffer are free (their memory is bounded per connection already)
+                size = decoder.frame_size
+                if not size:
+                    deadline = None
+                elif (frames or not continuing) and frame_time is not None:
+                    deadline = time.monotonic() + frame_time  # a new frame began in this read
+                need = size if size > len(buf) else 0
+                refused = False
+                if need != charged:
+                    budget.release(charged)
+                    charged = 0
+                    if budget.try_charge(need):
+                        charged = need
+                    else:
+                        refused = True
+                for body in frames:
+                    if not self._process(conn.sendall, peer, body, cache):
+                        return
+                if refused:
+                    self.stats["over_budget"] += 1
+                    self._peer_log.warning(
+                        peer[0], "closing connection from %s: its frame of %d bytes would exceed the receiver's "
+                        "buffer budget (%d of %d bytes held by partial frames; maxTotalBufferSize)",
+                        peer, need, budget.used, budget.limit)
+                    return
+        finally:
+            budget.release(charged)
+
+    def _frame_late(self, peer, decoder):
+        self.stats["frame_timeouts"] += 1
+        self._peer_log.warning(peer[0], "closing connection from %s: a frame of %d bytes was not complete within "
+                               "%d ms (frameTimeout; %d bytes arrived)", peer, decoder.frame_size,
+                               self.frame_timeout, decoder.buffered)
 
     @staticmethod
     def _decode(body, cache):
@@ -294,7 +375,8 @@ class NioReceiver(Lifecycle):
             msg = self._decode(body, cache)
         except (ProtocolError, ValueError, struct.error) as exc:
             self.stats["errors"] += 1
-            log.warning("dropping undecodable ChannelData (%d bytes) from %s: %s; closing", len(body), peer, exc)
+            self._peer_log.warning(peer[0], "dropping undecodable ChannelData (%d bytes) from %s: %s; closing",
+                                   len(body), peer, exc)
             return False
         self.stats["frames"] += 1
         options = msg.options

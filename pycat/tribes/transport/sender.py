@@ -13,12 +13,20 @@ Send option UDP (32) sends one datagram to the member's udpPort instead (acked t
 never retried). Failures are collected per member and raised together as ChannelError whose ``faulty`` maps each
 failed member to its reason; the other members still get the message. ``keepAliveCount`` /
 ``keepAliveTime`` retire connections after so many sends / so many ms.
+
+When all ``poolSize`` connections to a member are busy, a send waits up to ``maxWait`` ms in
+line: a connection given back (or the slot of one closed) goes straight to the sender that has
+waited longest, never back into the pool where the greenlet that just returned it would take it
+again before any waiter runs (under contention that starved waiters until maxWait and lost
+async messages).
 """
+import collections
 import logging
 import select
 import time
 
 import gevent
+import gevent.event
 import gevent.queue
 from gevent import socket
 
@@ -40,6 +48,8 @@ def member_address(member):
 
 #: seconds of idleness after which a pooled connection is checked before reuse
 IDLE_CHECK = 0.1
+#: what a waiting sender is handed when a pool slot (not a connection) becomes free
+_SLOT = object()
 
 
 class _Connection:
@@ -104,8 +114,8 @@ class PooledParallelSender(Lifecycle):
     def __init__(self):
         super().__init__()
         self._idle = {}     # member -> LifoQueue of idle _Connection
-        self._counts = {}   # member -> open connections
-        self._waiters = {}  # member -> greenlets waiting for a free connection
+        self._counts = {}   # member -> open connections (and slots handed to a waiter)
+        self._waiters = {}  # member -> deque of AsyncResult, one per waiting sender, oldest first
         self._cfg = None
         self._udp = UdpSender(self)
 
@@ -133,9 +143,7 @@ class PooledParallelSender(Lifecycle):
         idle, self._idle = self._idle, {}
         for queue in idle.values():
             while not queue.empty():
-                conn = queue.get_nowait()
-                if conn is not None:
-                    conn.close()
+                queue.get_nowait().close()
         self._counts.clear()
 
     # -- pool -----------------------------------------------------------------------------------
@@ -148,35 +156,55 @@ class PooledParallelSender(Lifecycle):
                 conn = queue.get_nowait()
             except gevent.queue.Empty:
                 break
-            if conn is None:
-                continue
-            # a connection idle for a while may have been closed by the peer (idle timeout, restart)
-            if self._expired(conn) or (time.monotonic() - conn.last_used > IDLE_CHECK and conn.peer_closed()):
+            if not self._usable(conn):
                 self._discard(member, conn)
                 continue
             return conn
         if self._counts.get(member, 0) < self._cfg.pool_size:
+            self._counts[member] = self._counts.get(member, 0) + 1
             return self._connect_in_slot(member, deadline)
         wait = min(self._cfg.max_wait, max(0.0, deadline - time.monotonic()))
-        self._waiters[member] = self._waiters.get(member, 0) + 1
+        turn = gevent.event.AsyncResult()
+        line = self._waiters.setdefault(member, collections.deque())
+        line.append(turn)
         try:
-            conn = queue.get(timeout=wait)
-        except gevent.queue.Empty:
-            raise SendTimeout("no free connection to %s within %d ms" % (member.name, self.max_wait)) from None
-        finally:
-            self._waiters[member] -= 1
-        if conn is None:  # a pooled connection was closed: its slot is ours
-            return self._connect_in_slot(member, deadline)
-        return conn
+            turn.wait(timeout=wait)
+        except BaseException:  # killed (or a caller's timeout) while in line
+            if turn.ready():  # what we were handed must not die with us
+                self._pass_on(member, turn.value)
+            elif turn in line:
+                line.remove(turn)
+            raise
+        if not turn.ready():
+            if turn in line:
+                line.remove(turn)
+            raise SendTimeout("no free connection to %s within %d ms" % (member.name, self.max_wait))
+        got = turn.value
+        if got is not _SLOT:
+            if self._usable(got):
+                return got
+            got.close()  # keep its slot and open a fresh connection in it
+        return self._connect_in_slot(member, deadline)
+
+    def _pass_on(self, member, got):
+        """Give back a connection or slot handed to a sender that can no longer use it."""
+        if got is _SLOT:
+            self._free_slot(member)
+        else:
+            self._checkin(member, got)
+
+    def _usable(self, conn):
+        """False when a pooled connection must not be reused: retired by keep-alive, or closed by
+        the peer while it sat idle for a while (idle timeout, restart)."""
+        return not self._expired(conn) and not (time.monotonic() - conn.last_used > IDLE_CHECK and conn.peer_closed())
 
     def _connect_in_slot(self, member, deadline):
-        """Take one of the member's pool slots and open a connection in it; the slot is given
-        back if the connect fails."""
-        self._counts[member] = self._counts.get(member, 0) + 1
+        """Open a connection in a pool slot already counted for the caller; the slot is given
+        back (to the next waiter, if any) if the connect fails."""
         try:
             return self._connect(member, deadline)
         except BaseException:
-            self._counts[member] -= 1
+            self._free_slot(member)
             raise
 
     def _connect(self, member, deadline):
@@ -197,25 +225,35 @@ class PooledParallelSender(Lifecycle):
         conn.last_used = time.monotonic()
         if self._expired(conn) or member not in self._idle:
             self._discard(member, conn)
-        else:
+        elif not self._hand_over(member, conn):
             self._idle[member].put(conn)
+
+    def _hand_over(self, member, what):
+        """Give a connection (or _SLOT) to the sender waiting longest; False when none waits."""
+        line = self._waiters.get(member)
+        while line:
+            turn = line.popleft()
+            if not turn.ready():
+                turn.set(what)
+                return True
+        return False
 
     def _discard(self, member, conn):
         conn.close()
         if self._counts.get(member, 0) > 0:
-            self._counts[member] -= 1
-            queue = self._idle.get(member)
-            if queue is not None and self._waiters.get(member):
-                queue.put(None)  # wake one greenlet waiting for a free slot
+            self._free_slot(member)
+
+    def _free_slot(self, member):
+        """A connection slot is free: it passes to the next waiter (still counted), or is uncounted."""
+        if not self._hand_over(member, _SLOT):
+            self._counts[member] = max(0, self._counts.get(member, 0) - 1)
 
     def disconnect(self, member):
         """Close the idle connections to a member (it left the group)."""
         queue = self._idle.pop(member, None)
         if queue is not None:
             while not queue.empty():
-                conn = queue.get_nowait()
-                if conn is not None:
-                    conn.close()
+                queue.get_nowait().close()
         self._counts.pop(member, None)
 
     def heartbeat(self):
@@ -225,8 +263,6 @@ class PooledParallelSender(Lifecycle):
             keep = []
             while not queue.empty():
                 conn = queue.get_nowait()
-                if conn is None:
-                    continue
                 if self._expired(conn):
                     self._discard(member, conn)
                 else:

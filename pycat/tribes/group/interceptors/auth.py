@@ -12,11 +12,32 @@ The MAC covers the whole message as the peer will see it at this level:
 flipping an option bit, replaying the payload under another id or another sender fails. Wire
 format of the message field: ``payload ‖ b"PCA1" ‖ 32-byte tag``. Replays of an entire message
 (same id) are not detected here; use EncryptInterceptor's replay window for that.
+
+Membership records are authenticated too (``authenticateMembership``, on by default): anyone who
+can send to the multicast group could otherwise announce members, and a made-up record whose
+port is any listening socket passes TcpFailureDetector's probe. On start the interceptor hands
+itself to the channel's membership service, which then signs each heartbeat it sends and ignores
+every record that does not verify (logged once a minute per source host). A signed record carries
+in its payload field ``payload ‖ b"PCM1" ‖ 8-byte wall-clock ms ‖ 32-byte tag``; the tag is an
+HMAC-SHA256, under a key derived from ``secret``, of the whole record up to the tag (every field:
+host, ports, command, domain, unique id, alive time, payload and that timestamp), so a record
+cannot be changed or made up without the secret, and one replayed is ignored once its timestamp
+is more than ``memberWindowTime`` ms away from the receiver's clock. Receivers strip the suffix:
+listeners see the payload the member configured. Trade-offs:
+
+* Tomcat peers (and pycat nodes without this interceptor) send unsigned records, so they are
+  never members of a node that authenticates membership. They could not talk to it anyway (their
+  messages carry no MAC); they still see this node, whose payload field they do not interpret.
+* A node's clock must be within memberWindowTime of its peers' (set ``memberWindowTime="-1"`` to
+  drop the time check, at the cost of replays being accepted for as long as they come).
+* A rolling upgrade from nodes that do not sign yet needs ``authenticateMembership="false"``
+  until every node runs this version.
 """
 import hashlib
 import hmac
 import logging
 import struct
+import time
 
 from pycat.attrs import Attr
 from pycat.errors import ChannelError
@@ -27,10 +48,20 @@ log = logging.getLogger(__name__)
 MAGIC = b"PCA1"
 TAG_SIZE = 32
 _HEAD = struct.Struct(">Iq")
+#: marks a signed member record's suffix: payload ‖ RECORD_MAGIC ‖ timestamp ‖ tag
+RECORD_MAGIC = b"PCM1"
+_TS = struct.Struct(">q")
+_RECORD_SUFFIX = len(RECORD_MAGIC) + _TS.size + TAG_SIZE
+# the record key is derived, so a record tag can never pass for a message tag or the other way
+_RECORD_LABEL = b"pycat member record v1"
 
 
 class AuthInterceptor(ChannelInterceptor):
     secret = Attr(str, None, "the shared cluster secret (required)")
+    authenticate_membership = Attr(bool, True, "sign our member records and ignore unsigned or badly "
+                                               "signed ones (Tomcat peers send unsigned records)")
+    member_window_time = Attr(int, 60000, "ms a signed member record's timestamp may differ from our "
+                                          "clock (<= 0: no time check)")
 
     def __init__(self):
         super().__init__()
@@ -39,11 +70,60 @@ class AuthInterceptor(ChannelInterceptor):
     def start(self, flags=ch.DEFAULT):
         if not self.secret:
             raise ChannelError("AuthInterceptor needs a secret")
+        if self.authenticate_membership:
+            self._guard_membership()
         super().start(flags)
+
+    def _guard_membership(self):
+        """Make the channel's membership service sign and verify member records with us."""
+        from pycat.tribes.group.coordinator import ChannelCoordinator
+        coordinator = self.find_below(ChannelCoordinator)
+        if coordinator is None:
+            return
+        coordinator.ensure_components()
+        service = coordinator.membership
+        if hasattr(service, "record_authenticator"):
+            service.record_authenticator = self
 
     def _key(self):
         secret = self.secret
         return secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+
+    # -- member records -------------------------------------------------------------------------
+    def _record_tag(self, record):
+        key = hmac.new(self._key(), _RECORD_LABEL, hashlib.sha256).digest()
+        return hmac.new(key, record, hashlib.sha256).digest()
+
+    def sign_record(self, member, now=None):
+        """The wire record of (local) member with its payload signed; the member is not changed
+        (its own record, the sender field of every message, stays the same between heartbeats)."""
+        now = int(time.time() * 1000) if now is None else now
+        member.encode(refresh_alive=True)  # bring the alive time up to date, as an unsigned heartbeat does
+        signed = member.copy()
+        signed.payload = b"".join((member.payload, RECORD_MAGIC, _TS.pack(now)))
+        tag = self._record_tag(signed.encode(refresh_alive=False))
+        signed.payload += tag
+        return signed.encode(refresh_alive=False)
+
+    def verify_record(self, member, now=None):
+        """(the payload the member configured, None) when member's record is signed under our
+        secret and fresh; (None, why) otherwise."""
+        payload = member.payload
+        cut = len(payload) - _RECORD_SUFFIX
+        if cut < 0 or payload[cut:cut + len(RECORD_MAGIC)] != RECORD_MAGIC:
+            return None, "unsigned member record"
+        unsigned = member.copy()
+        unsigned.payload = payload[:-TAG_SIZE]
+        if not hmac.compare_digest(self._record_tag(unsigned.encode(refresh_alive=False)), payload[-TAG_SIZE:]):
+            return None, "member record with a wrong signature"
+        window = self.member_window_time
+        if window > 0:
+            (stamp,) = _TS.unpack_from(payload, cut + len(RECORD_MAGIC))
+            now = int(time.time() * 1000) if now is None else now
+            if abs(now - stamp) > window:
+                return None, "member record signed %d ms away from our clock (replayed, or clocks apart)" % (
+                    now - stamp)
+        return payload[:cut], None
 
     def _tag(self, msg, payload):
         sender = msg.address.unique_id if msg.address is not None else b"\x00" * 16

@@ -1,9 +1,10 @@
 """EncryptInterceptor: symmetric encryption of message payloads with replay protection.
 
-Wire format of the message field (as Tomcat 9.0.121+): ``IV ‖ ciphertext`` where the plaintext is
-``8-byte big-endian timestamp ‖ payload``. AES/GCM/NoPadding (12-byte IV, 128-bit tag, the
-default) authenticates; AES/CBC|CFB|OFB/PKCS5Padding (16-byte IV) are accepted with a warning
-(malleable, so the replay check is weak). Everything else is refused at start.
+Wire format of the message field (as Tomcat 9.0.121+ and 10.1.60, whose jar the interop test
+checks against): ``IV ‖ ciphertext`` where the plaintext is ``8-byte big-endian timestamp ‖
+payload``. AES/GCM/NoPadding (12-byte IV, 128-bit tag, the default) authenticates;
+AES/CBC|CFB|OFB/PKCS5Padding (16-byte IV) are accepted with a warning (malleable, so the replay
+check is weak). Everything else is refused at start.
 
 Replay protection on receipt: a message is rejected when its timestamp is older than now -
 ``replayWindowTime`` ms or newer than now + window, not newer than the last nonce evicted from the
