@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """bench/deploy: deploy / redeploy / undeploy time of a 200-module app, and the req/s a
 neighbouring app keeps while another app is redeployed 20 times (ratio against no redeploys,
-in the same run).
+in the same run, under the same load).
 
 A real ``pycat run`` subprocess on a temporary CATALINA_BASE (autoDeploy off: only the deploy
 channel deploys). The big app is a WAR of 200 modules in WEB-INF/classes/big/ that its
 load-on-startup servlet imports, so each (re)deploy pays expansion, compilation and import of
 all of them. Times are measured from this process through the deploy channel
 (pycat.startup.manager_api.call: copy + expand + start + verify + swap), median of --repeat.
-The neighbour is a hello-world servlet loaded by wrk: first for --duration seconds with nothing
-else happening, then while the 20 redeploys run (wrk stopped with SIGINT after the 20th).
+The neighbour is a hello-world servlet kept under load by one wrk run from before the first
+window to after the last. Its req/s is counted by the neighbour itself (a request counter read
+through /neighbour/count at the start and end of each window), so each window holds exactly
+the requests served in it: quiet windows of --duration seconds before and after, and the busy
+window from the start of the first redeploy to the end of the 20th -- not wrk's whole run, whose
+warm-up and tail would dilute the busy figure with quiet time.
 
     python bench/deploy.py [--modules 200] [--redeploys 20] [--duration 5] [--connections 20] [--repeat 5]
 """
@@ -53,13 +57,30 @@ WEB_XML = """<web-app>
   <servlet-mapping><servlet-name>s</servlet-name><url-pattern>/hello</url-pattern></servlet-mapping>
 </web-app>
 """
+NEIGHBOUR_XML = """<web-app>
+  <servlet><servlet-name>s</servlet-name><servlet-class>hello:Hello</servlet-class>
+    <load-on-startup>1</load-on-startup></servlet>
+  <servlet><servlet-name>c</servlet-name><servlet-class>hello:Count</servlet-class></servlet>
+  <servlet-mapping><servlet-name>s</servlet-name><url-pattern>/hello</url-pattern></servlet-mapping>
+  <servlet-mapping><servlet-name>c</servlet-name><url-pattern>/count</url-pattern></servlet-mapping>
+</web-app>
+"""
 HELLO = """from pycat.webapp.servlet import HttpServlet
+
+SERVED = [0]
 
 
 class Hello(HttpServlet):
     def do_get(self, request, response):
+        SERVED[0] += 1
         response.set_header("Content-Type", "text/plain")
         response.write("hello\\n")
+
+
+class Count(HttpServlet):
+    def do_get(self, request, response):
+        response.set_header("Content-Type", "text/plain")
+        response.write("%d\\n" % SERVED[0])
 """
 MODULE = '''"""Module {i} of the big app."""
 import json
@@ -135,25 +156,34 @@ def timed(base, request):
     return elapsed
 
 
-def wrk(url, duration, connections, stop_when=None):
-    """req/s and non-2xx of a wrk run; with stop_when, wrk runs until stop_when() returns."""
-    cmd = ["wrk", "-t1", "-c%d" % connections, "-d%ds" % (3600 if stop_when else duration), url]
+def served(port):
+    """How many /neighbour/hello requests the neighbour has served so far."""
+    return int(get("http://127.0.0.1:%d/neighbour/count" % port)[1])
+
+
+def window(port, work):
+    """req/s the neighbour served while ``work()`` ran (its own counter, read before and after)."""
+    c0, t0 = served(port), time.perf_counter()
+    work()
+    c1, t1 = served(port), time.perf_counter()
+    return {"rps": (c1 - c0) / (t1 - t0), "seconds": t1 - t0, "requests": c1 - c0}
+
+
+def wrk_under(url, connections, work):
+    """Run ``work()`` while wrk loads ``url``; wrk's non-2xx and socket errors over the whole run."""
+    cmd = ["wrk", "-t1", "-c%d" % connections, "-d3600s", url]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    t0 = time.perf_counter()
-    if stop_when is not None:
-        time.sleep(0.3)          # wrk is connected before the work starts
-        stop_when()
-        time.sleep(0.2)
+    try:
+        result = work()
+    finally:
         proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=duration + 3700)
-    elapsed = time.perf_counter() - t0
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not match:
+    out, err = proc.communicate(timeout=60)
+    if not re.search(r"Requests/sec:\s+([\d.]+)", out):
         raise SystemExit("wrk failed: %s %s" % (out, err))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
-    return {"rps": float(match.group(1)), "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": sock.group(1) if sock else "none", "seconds": elapsed}
+    return result, {"non2xx": int(non2xx.group(1)) if non2xx else 0,
+                    "socket_errors": sock.group(1) if sock else "none"}
 
 
 def main():
@@ -175,7 +205,7 @@ def main():
     with open(os.path.join(base, "conf", "server.xml"), "w") as fh:
         fh.write(SERVER_XML.format(port=port))
     with open(os.path.join(base, "webapps", "neighbour", "WEB-INF", "web.xml"), "w") as fh:
-        fh.write(WEB_XML.format(cls="hello:Hello"))
+        fh.write(NEIGHBOUR_XML)
     with open(os.path.join(base, "webapps", "neighbour", "WEB-INF", "classes", "hello.py"), "w") as fh:
         fh.write(HELLO)
     wars = os.path.join(base, "wars")
@@ -209,14 +239,21 @@ def main():
         timed(base, {"cmd": "deploy", "war": war_paths[0], "name": "big"})
 
         url = "http://127.0.0.1:%d/neighbour/hello" % port
-        quiet = wrk(url, args.duration, args.connections)
 
         def redeploy_all():
             for g in range(1, args.redeploys + 1):
                 timed(base, {"cmd": "deploy", "war": war_paths[g], "name": "big"})
-        busy = wrk(url, args.duration, args.connections, stop_when=redeploy_all)
+
+        def measure():
+            time.sleep(1.0)         # wrk connected and the neighbour warm before the first window
+            before = window(port, lambda: time.sleep(args.duration))
+            busy = window(port, redeploy_all)
+            after = window(port, lambda: time.sleep(args.duration))
+            return before, busy, after
+        (before, busy, after), errors = wrk_under(url, args.connections, measure)
         final = get("http://127.0.0.1:%d/big/hello" % port)[1]
         assert final == b"big %d %d\n" % (args.redeploys, n), final
+        quiet_rps = (before["rps"] + after["rps"]) / 2
 
         ms = lambda values: "%.0f ms (min %.0f, max %.0f)" % (statistics.median(values) * 1000,  # noqa: E731
                                                              min(values) * 1000, max(values) * 1000)
@@ -224,12 +261,13 @@ def main():
         print("  deploy   : %s" % ms(deploy_t))
         print("  redeploy : %s" % ms(redeploy_t))
         print("  undeploy : %s" % ms(undeploy_t))
-        print("neighbour app req/s (wrk -c%d):" % args.connections)
-        print("  no redeploys      : %8.0f req/s over %.1fs, non-2xx %d, socket errors %s"
-              % (quiet["rps"], quiet["seconds"], quiet["non2xx"], quiet["socket_errors"]))
-        print("  during %2d redeploys: %8.0f req/s over %.1fs, non-2xx %d, socket errors %s"
-              % (args.redeploys, busy["rps"], busy["seconds"], busy["non2xx"], busy["socket_errors"]))
-        print("  ratio             : %.2f" % (busy["rps"] / quiet["rps"]))
+        print("neighbour app req/s (wrk -c%d; counted by the neighbour in each window):" % args.connections)
+        print("  before, quiet      : %8.0f req/s over %.1fs" % (before["rps"], before["seconds"]))
+        print("  during %2d redeploys: %8.0f req/s over %.1fs (only while they ran)"
+              % (args.redeploys, busy["rps"], busy["seconds"]))
+        print("  after, quiet       : %8.0f req/s over %.1fs" % (after["rps"], after["seconds"]))
+        print("  ratio              : %.2f (during / mean of before and after)" % (busy["rps"] / quiet_rps))
+        print("  whole wrk run      : non-2xx %d, socket errors %s" % (errors["non2xx"], errors["socket_errors"]))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -260,15 +260,20 @@ def deploy(base, home, config, defines, source, name, host_name):
     """Deploy (or redeploy) a .war or an application folder on the running node."""
     import tempfile
 
+    from pycat.errors import DeployError
     from pycat.webapp.war import build_war
 
     source = os.path.abspath(source)
+    # the node checks the name (war.parse_context_name) before it writes anything into appBase
     name = name or os.path.basename(source.rstrip(os.sep))
     with tempfile.TemporaryDirectory() as tmp:
         war = source
         if os.path.isdir(source):
             war = os.path.join(tmp, "app.war")
-            build_war(source, war)
+            try:
+                build_war(source, war)
+            except DeployError as exc:     # e.g. a symbolic link in the folder: a message, not a traceback
+                raise click.ClickException(str(exc))
         reply = _manager_call(base, home, config, {"cmd": "deploy", "war": war, "name": name, "host": host_name})
     click.echo("OK - %s" % reply["message"])
 

@@ -4,10 +4,20 @@
 file, the deploy channel's token file, uploaded and built WARs): the content goes to a temp file
 beside the target and is renamed over it, so a reader (another process, another node on a shared
 folder) sees the old content or the new one, never half of it. A failure removes the temp file.
+
+``remove_inside`` is the one way the deployer removes a file or a folder tree: only when its
+resolved path lies strictly inside a folder the caller owns (appBase, the Host's work folder), so
+a bad name or a symbolic link can never make it remove the folder itself, its parent or anything
+elsewhere.
 """
 import contextlib
+import logging
 import os
 import secrets
+import shutil
+import stat
+
+log = logging.getLogger(__name__)
 
 
 def temp_path(path, unique=False):
@@ -35,7 +45,7 @@ def atomic_write(path, mode="wb", *, fsync=False, fsync_dir=False, unique=False,
     The yielded file's ``name`` is the temp path (so a writer walking the folder can skip it)."""
     tmp = temp_path(path, unique)
     try:
-        with open(tmp, mode, buffering, opener=lambda p, flags: os.open(p, flags, perms)) as f:
+        with open(tmp, mode, buffering, opener=lambda p, flags: _open_narrowed(p, flags, perms)) as f:
             yield f
             if fsync:
                 f.flush()
@@ -47,6 +57,70 @@ def atomic_write(path, mode="wb", *, fsync=False, fsync_dir=False, unique=False,
         raise
     if fsync_dir:
         sync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _open_narrowed(path, flags, perms):
+    """os.open(path, flags, perms), and the file's mode never wider than ``perms``: ``perms`` only
+    applies to a file the call creates, and a temp file left by a writer that died (same pid after
+    a restart, as in a container) keeps its old bits -- a 0644 leftover would make a secret
+    world-readable. A fresh file is unchanged (it has perms minus the umask already)."""
+    fd = os.open(path, flags, perms)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & ~perms:
+            os.fchmod(fd, mode & perms)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def resolve_inside(path, roots):
+    """The resolved ``path`` if it lies strictly inside one of the resolved ``roots`` (a root
+    itself does not count), else None. A symbolic link resolves to its own place (its folder
+    resolved, its name kept): removing a link must remove the link, not what it points to."""
+    if os.path.islink(path):
+        resolved = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    else:
+        resolved = os.path.realpath(path)
+    for root in roots:
+        if root:
+            prefix = os.path.join(os.path.realpath(root), "")
+            if resolved.startswith(prefix) and len(resolved) > len(prefix):
+                return resolved
+    return None
+
+
+def remove_inside(path, roots, run=None):
+    """Remove the file or folder tree ``path``, only if its resolved path lies strictly inside
+    one of ``roots``; else refuse, log an error and return False. True once ``path`` is gone (or
+    was absent). ``run(func, args)`` calls the blocking removal (e.g. in a thread pool, so hundreds
+    of unlinks do not stall a gevent hub); default: a direct call."""
+    if not os.path.lexists(path):
+        return True
+    resolved = resolve_inside(path, roots)
+    if resolved is None:
+        log.error("Refusing to remove %s: it resolves to %s, which is not strictly inside %s",
+                  path, os.path.realpath(path), " or ".join(str(r) for r in roots if r))
+        return False
+    # the removal acts on the very path that was checked, not on the name again
+    if os.path.isdir(resolved) and not os.path.islink(resolved):
+        func, args = shutil.rmtree, (resolved, True)
+    else:
+        func, args = _unlink_quietly, (resolved,)
+    if run is None:
+        func(*args)
+    else:
+        run(func, args)
+    if os.path.lexists(resolved):
+        log.warning("Could not remove all of %s", resolved)
+        return False
+    return True
+
+
+def _unlink_quietly(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def sync_dir(path):

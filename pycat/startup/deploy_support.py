@@ -2,10 +2,10 @@
 verification of a started Context, and the registry of deployers the manager API talks to."""
 import logging
 import os
-import shutil
 
 from pycat import attrs, reflect
 from pycat.errors import ConfigError, DeployError
+from pycat.fileutil import remove_inside, resolve_inside
 from pycat.webapp.loader import WebappLoader
 
 log = logging.getLogger(__name__)
@@ -82,16 +82,54 @@ def reload_signatures(ctx, folder):
 
 
 # -- folders -------------------------------------------------------------------------------------
-def remove_tree(folder):
-    """rmtree in the hub's thread pool: hundreds of unlinks would otherwise stall every request
-    of the process for tens of milliseconds (file system calls release the GIL)."""
-    if not os.path.lexists(folder):
-        return
+def host_work_root(host):
+    """The Host's work folder, work/<Engine>/<Host>: the apps' work folders (SESSIONS.ser) and,
+    with unpackWARs="false", their expanded WARs live in it."""
+    engine = host.get_engine() if hasattr(host, "get_engine") else None
+    return os.path.join(host.catalina_base, "work", getattr(engine, "name", None) or "Catalina", host.name)
+
+
+def owned_roots(host):
+    """The folders the deployer of ``host`` may remove things in: its appBase and its work folder."""
+    return [host.get_app_base_path(), host_work_root(host)]
+
+
+def check_owned(host, path):
+    """DeployError unless ``path`` lies strictly inside a folder the Host's deployer owns (an
+    expanded app's folder is about to be renamed and, on failure, removed)."""
+    if resolve_inside(path, owned_roots(host)) is None:
+        raise DeployError("%s is not inside %s" % (path, " or ".join(owned_roots(host))))
+
+
+def remove_tree(path, roots):
+    """Every removal the deployer makes goes through here: the file or folder tree ``path`` is
+    removed only if its resolved path lies strictly inside one of ``roots`` (else refused and
+    logged; see fileutil.remove_inside). The rmtree runs in the hub's thread pool: hundreds of
+    unlinks would otherwise stall every request of the process for tens of milliseconds (file
+    system calls release the GIL). True once the path is gone."""
+    return remove_inside(path, roots, run=_in_thread_pool)
+
+
+def _in_thread_pool(func, args):
     import gevent
     try:
-        gevent.get_hub().threadpool.apply(shutil.rmtree, (folder, True))
+        gevent.get_hub().threadpool.apply(func, args)
     except Exception:
-        shutil.rmtree(folder, ignore_errors=True)
+        func(*args)
+
+
+def app_work_dir(ctx):
+    """The Context's work folder (its manager's; else where the manager would put it). Read
+    while the Context is still in the tree: the default is derived from its Host and Engine."""
+    manager = getattr(ctx, "manager", None)
+    work = getattr(manager, "work_dir", None)
+    if work:
+        return work
+    try:
+        from pycat.core.session_support import work_dir_for
+        return work_dir_for(ctx)
+    except Exception:         # not a full Context (a test double, a custom class): nothing to remove
+        return None
 
 
 def sibling(folder, what):
@@ -103,9 +141,7 @@ def sibling(folder, what):
 def expanded_folder(host, cname, config_base):
     if getattr(host, "unpack_wars", True):
         return os.path.join(host.get_app_base_path(), cname.base_name)
-    engine = host.get_engine() if hasattr(host, "get_engine") else None
-    work = os.path.join(host.catalina_base, "work", getattr(engine, "name", None) or "Catalina",
-                        host.name, cname.base_name)
+    work = os.path.join(host_work_root(host), cname.base_name)
     log.warning("%s: unpackWARs is false; serving %s straight from the WAR is not supported, "
                 "it is expanded into %s instead", host.name, cname.base_name, work)
     os.makedirs(os.path.dirname(work), exist_ok=True)

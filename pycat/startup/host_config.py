@@ -8,7 +8,13 @@ Engine's background tick, ``backgroundProcessorDelay``) it runs ``check()`` when
 Order, as Tomcat: context descriptors ``conf/<Engine>/<Host>/*.xml``, then ``*.war`` in
 appBase, then folders in appBase. Names follow ContextName (pycat.webapp.war); ``deployIgnore``
 (a regex on the file name) skips entries; names starting with "." are never deployed (our
-temporary folders use them). A Context server.xml defines is left alone.
+temporary folders use them); a name that cannot be an app's (an empty, "." or ".." path segment,
+e.g. ``#..war``; see war.parse_context_name) is refused with one log line and left in place. A
+Context server.xml defines is left alone.
+
+Files: whatever the deployer removes (an expanded folder, a failed deploy's leftovers, an
+undeployed app's work folder) goes through deploy_support.remove_tree, which removes only paths
+that resolve strictly inside appBase or the Host's work folder.
 
 Each deployed app keeps *redeploy resources* (the WAR, the descriptor, the folder,
 META-INF/context.xml; compared by mtime+size) and *reload resources* (WatchedResources, by
@@ -16,7 +22,8 @@ default WEB-INF/web.xml as in Tomcat's stock conf/context.xml, plus everything u
 WEB-INF/classes and WEB-INF/lib when ``reloadable="true"``). ``check()``:
 
 * a deleted WAR → undeploy and remove the folder it was expanded into; a deleted folder or
-  descriptor → undeploy;
+  descriptor → undeploy. An undeploy also removes the app's work folder (its SESSIONS.ser), as
+  Tomcat does: the same app deployed again starts without the old sessions;
 * a changed WAR (once it has stopped changing between two checks, so a half-copied file is
   never deployed) or descriptor → redeploy: the new Context is built and started *beside* the
   old one, then swapped in (Host.install_child); the old one is stopped after its in-flight
@@ -38,9 +45,10 @@ import gevent.lock
 
 from pycat import reflect
 from pycat.errors import DeployError
+from pycat.fileutil import resolve_inside
 from pycat.startup import deploy_support as support
 from pycat.webapp.cooperate import cooperative
-from pycat.webapp.war import ContextName, safe_unpack, version_key
+from pycat.webapp.war import ContextName, parse_context_name, safe_unpack, version_key
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +116,17 @@ class HostConfig:
         ignore = getattr(self.host, "deploy_ignore", None)
         return bool(ignore) and re.fullmatch(ignore, name) is not None
 
+    def _name(self, name, full):
+        """The ContextName of an appBase or config base entry; None (logged once per change of
+        the entry) if the name cannot be an app's."""
+        try:
+            return parse_context_name(name)
+        except DeployError as exc:
+            if self._worth_trying(full):
+                log.error("%s: not deploying %s: %s", self.host.name, full, exc)
+                self.failed[full] = support.artifact_signature(full)
+            return None
+
     def _in_use(self, cname):
         return cname.name in self.apps or _find_child(self.host, cname.name) is not None
 
@@ -128,8 +147,8 @@ class HostConfig:
                 for name in sorted(os.listdir(config_base)):
                     full = os.path.join(config_base, name)
                     if name.endswith(".xml") and not self._ignored(name) and os.path.isfile(full):
-                        cname = ContextName.from_base_name(name)
-                        if not self._in_use(cname) and self._worth_trying(full):
+                        cname = self._name(name, full)
+                        if cname is not None and not self._in_use(cname) and self._worth_trying(full):
                             self.deploy_descriptor(cname, full)
             if not os.path.isdir(app_base):
                 log.warning("%s: appBase %s does not exist; nothing to deploy", self.host.name, app_base)
@@ -138,8 +157,8 @@ class HostConfig:
             for name in entries:
                 full = os.path.join(app_base, name)
                 if name.lower().endswith(".war") and not self._ignored(name) and os.path.isfile(full):
-                    cname = ContextName.from_base_name(name)
-                    if self._in_use(cname) or not self._worth_trying(full):
+                    cname = self._name(name, full)
+                    if cname is None or self._in_use(cname) or not self._worth_trying(full):
                         continue
                     if initial or self._stable(full):
                         self.deploy_war(cname, full)
@@ -148,8 +167,8 @@ class HostConfig:
                 full = os.path.join(app_base, name)
                 if name in wars or self._ignored(name) or not os.path.isdir(full):
                     continue
-                cname = ContextName.from_base_name(name)
-                if not self._in_use(cname) and self._worth_trying(full):
+                cname = self._name(name, full)
+                if cname is not None and not self._in_use(cname) and self._worth_trying(full):
                     self.deploy_directory(cname, full)
 
     def _worth_trying(self, path):
@@ -202,8 +221,8 @@ class HostConfig:
                     log.info("%s: undeploying old version %s (no active sessions)",
                              self.host.name, app.cname.display)
                     self.undeploy(app, remove_files=True)
-                    if app.war and os.path.isfile(app.war):
-                        os.unlink(app.war)
+                    if app.war:
+                        support.remove_tree(app.war, [self.host.get_app_base_path()])
 
     def _watch_configured_contexts(self):
         """Contexts server.xml defines are not redeployed, but they reload like ours
@@ -258,17 +277,22 @@ class HostConfig:
         host = self.host
         log.info("%s: deploying web application archive %s as %s", host.name, war, cname.display)
         war_signature = support.signature(war)
-        dest = support.expanded_folder(host, cname, self.config_base())
-        moved = None
+        roots = support.owned_roots(host)
+        dest = moved = fresh = None
         try:
+            dest = support.expanded_folder(host, cname, self.config_base())
+            # the folder is renamed away below and removed if the deploy fails: never one that is
+            # not an app's own (a name is checked on the way in; this holds whatever the caller)
+            support.check_owned(host, dest)
             if not support.tracker_matches(dest, war) or replace is not None:
                 fresh = support.sibling(dest, "deploying")
-                support.remove_tree(fresh)
-                safe_unpack(war, fresh, getattr(host, "max_expanded_size", None))
+                support.remove_tree(fresh, roots)
+                safe_unpack(war, fresh, getattr(host, "max_expanded_size", None),
+                            getattr(host, "max_expanded_entries", None))
                 support.write_tracker(fresh, war)
                 if os.path.exists(dest):
                     moved = support.sibling(dest, "previous")
-                    support.remove_tree(moved)
+                    support.remove_tree(moved, roots)
                     os.rename(dest, moved)
                     if replace is not None:
                         support.relocate(replace, moved)
@@ -276,17 +300,19 @@ class HostConfig:
             ctx = support.new_context(host, cname, dest, descriptor)
             self._install(ctx, replace)
         except Exception as exc:
+            if fresh is not None:
+                support.remove_tree(fresh, roots)
             if moved is not None:        # put the previous files back under the old app
-                support.remove_tree(dest)
+                support.remove_tree(dest, roots)
                 os.rename(moved, dest)
                 if replace is not None:
                     support.relocate(replace, dest)
-            elif replace is None and not os.path.exists(support.sibling(dest, "previous")):
+            elif dest is not None and replace is None and not os.path.exists(support.sibling(dest, "previous")):
                 if support.tracker_matches(dest, war):
-                    support.remove_tree(dest)
+                    support.remove_tree(dest, roots)
             return self._failed(cname, war, exc, replace)
         if moved is not None:
-            support.remove_tree(moved)
+            support.remove_tree(moved, roots)
         self.failed.pop(war, None)
         app = DeployedApp(cname, ctx, war=war, folder=dest, descriptor=descriptor, expanded=True)
         self._track(app)
@@ -363,15 +389,27 @@ class HostConfig:
             app.snapshot()
 
     def undeploy(self, app, remove_files=False):
+        """Stop the app and take it out of the Host; remove its work folder (the sessions it just
+        saved there must not come back with the next deploy of the same name, as in Tomcat) and,
+        with remove_files, its folder."""
         with self.lock, cooperative():
             self.apps.pop(app.cname.name, None)
             log.info("%s: undeploying context %s", self.host.name, app.cname.display)
+            work = support.app_work_dir(app.context)     # while the Context still knows its Host
             try:
                 self.host.retire_child(app.context, getattr(app.context, "unload_delay", 2000) / 1000.0)
             except Exception:
                 log.exception("%s: stopping %s failed", self.host.name, app.cname.display)
             if remove_files and app.folder and os.path.isdir(app.folder):
-                support.remove_tree(app.folder)
+                support.remove_tree(app.folder, support.owned_roots(self.host))
+            if work and os.path.lexists(work):
+                root = support.host_work_root(self.host)
+                if resolve_inside(work, [root]) is None:
+                    # a workDir configured elsewhere is the user's folder, not ours to delete
+                    log.warning("%s: the work folder %s of %s is left in place: it is not inside %s",
+                                self.host.name, work, app.cname.display, root)
+                else:
+                    support.remove_tree(work, [root])
 
     # -- for the manager API ------------------------------------------------------------------------
     def deploy_now(self, cname):
@@ -387,6 +425,15 @@ class HostConfig:
             if os.path.isdir(folder):
                 return self.deploy_directory(cname, folder, replace=app)
             raise DeployError("nothing to deploy for %s in %s" % (cname.display, app_base))
+
+    def restored(self, cname, war):
+        """The deploy channel put ``war`` back as it was before a failed deploy_now: what the
+        app serving ``cname`` (if any) runs is the baseline again, not a change to redeploy."""
+        with self.lock:
+            self.failed.pop(war, None), self.pending.pop(war, None)
+            app = self.apps.get(cname.name)
+            if app is not None:
+                app.snapshot()
 
 
 def _find_child(host, name):

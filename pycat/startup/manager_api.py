@@ -1,23 +1,29 @@
 """The local deploy channel behind ``pycat deploy`` / ``undeploy`` / ``list`` (a tiny manager).
 
-Wire format: the client connects to 127.0.0.1:<port>, sends ONE line of JSON and reads ONE
-line of JSON back, then both close::
+Wire format: the client connects to 127.0.0.1:<port>, sends ONE line -- the token, a space, a
+JSON object -- and reads ONE line of JSON back, then both close::
 
-    -> {"token": "<hex>", "cmd": "list"}
+    -> <token> {"cmd": "list"}
     <- {"ok": true, "apps": [{"host": "localhost", "name": "/app##2", "path": "/app",
                               "version": "2", "state": "STARTED", "docBase": "...", "sessions": 0}]}
-    -> {"token": "<hex>", "cmd": "deploy", "war": "/abs/app.war", "name": "app##2", "host": "localhost"}
+    -> <token> {"cmd": "deploy", "war": "/abs/app.war", "name": "app##2", "host": "localhost"}
     <- {"ok": true, "message": "deployed /app##2"}      (or {"ok": false, "error": "<reason>"})
-    -> {"token": "<hex>", "cmd": "undeploy", "name": "/app##2", "host": "localhost"}
+    -> <token> {"cmd": "undeploy", "name": "/app##2", "host": "localhost"}
 
 Safety: the listener binds 127.0.0.1 only, on a port chosen by the OS; the port and a random
 256-bit token are written to ``$CATALINA_BASE/work/pycat-manager.json`` with mode 0600, so only
-the account that owns the node (the one that may write its appBase anyway) can use it. A
-request without the right token (compared in constant time) is refused; lines are capped at
-64 KiB. ``deploy`` copies the named WAR into appBase (``<name>.war``) and deploys it at once
-(a redeploy if the name is deployed); ``undeploy`` stops the app and deletes its WAR and
-folder from appBase, as Tomcat's manager does. Set the Host attribute ``deployApi="false"`` on
-every Host to turn the listener off.
+the account that owns the node (the one that may write its appBase anyway) can use it. The token
+comes first on the line so that it is checked (in constant time) before anything else is read
+or parsed: a peer without it gets "bad token" and never reaches the JSON parser (a deeply nested
+body once raised a RecursionError there). Lines are capped at 64 KiB. Warnings about refused
+requests are logged at most once a minute per source address and kind, with the number left
+out. ``deploy`` copies the named WAR into appBase (``<name>.war``) and deploys it at once (a
+redeploy if the name is deployed); if that fails, appBase is left as it was (the new WAR is
+removed, a WAR it replaced is put back) and any previous version keeps serving. ``undeploy``
+stops the app, deletes its WAR and folder from appBase and its descriptor from the config base,
+as Tomcat's manager does (never a docBase outside appBase), and its work folder (sessions).
+Names are checked by war.parse_context_name (``/..``, ``a/../b``, ``app##../x`` are refused).
+Set the Host attribute ``deployApi="false"`` on every Host to turn the listener off.
 
 One listener per process (it is started with the first Host whose HostConfig starts and
 stopped with the last one).
@@ -29,6 +35,7 @@ import os
 import secrets
 import shutil
 import socket
+import time
 
 import gevent
 
@@ -36,12 +43,14 @@ from pycat.errors import DeployError
 from pycat.fileutil import atomic_write
 from pycat.lifecycle import Lifecycle
 from pycat.netutil import listen_tcp
-from pycat.webapp.war import ContextName
+from pycat.webapp.war import parse_context_name
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "pycat-manager.json"
 MAX_LINE = 64 * 1024
+TOKEN_CHARS = 64              # secrets.token_hex(32)
+WARN_INTERVAL = 60.0          # seconds between two warnings of one kind about one source address
 
 _endpoint = None
 _hosts = []
@@ -76,6 +85,34 @@ def _find_host(name):
     raise DeployError("no Host named %r" % name)
 
 
+class WarningLimiter:
+    """At most one warning per (source, kind) per ``interval`` seconds; the next one logged says
+    how many were left out. Bounded: the oldest keys go first when there are too many."""
+
+    MAX_KEYS = 1024
+
+    def __init__(self, logger, interval=WARN_INTERVAL):
+        self.log, self.interval = logger, interval
+        self.seen = {}            # (source, kind) -> [monotonic time of the last warning, left out since]
+
+    def warn(self, source, kind, message, *args):
+        now = time.monotonic()
+        key = (source, kind)
+        entry = self.seen.get(key)
+        if entry is not None and now - entry[0] < self.interval:
+            entry[1] += 1
+            return False
+        left_out = entry[1] if entry is not None else 0
+        self.seen.pop(key, None)
+        self.seen[key] = [now, 0]
+        if len(self.seen) > self.MAX_KEYS:
+            del self.seen[next(iter(self.seen))]
+        if left_out:
+            message += " (%d more from %s since the last such warning)" % (left_out, source)
+        self.log.warning(message, *args)
+        return True
+
+
 class ManagerEndpoint(Lifecycle):
     def __init__(self, catalina_base):
         super().__init__()
@@ -85,6 +122,7 @@ class ManagerEndpoint(Lifecycle):
         self.token = secrets.token_hex(32)
         self.sock = None
         self.port = None
+        self.warnings = WarningLimiter(log)
 
     def _start(self):
         sock = listen_tcp(("127.0.0.1", 0), 16)
@@ -108,39 +146,59 @@ class ManagerEndpoint(Lifecycle):
     def _accept_loop(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, addr = self.sock.accept()
             except OSError:
                 return
-            self.spawn(self._serve, conn)
+            self.spawn(self._serve, conn, addr[0])
 
-    def _serve(self, conn):
+    def _serve(self, conn, source="?"):
         try:
             with conn:
                 data = b""
-                # only the read is timed: a deployment, once started, is never cut short
+                # only the reads are timed: a deployment, once started, is never cut short
                 with gevent.Timeout(30):
-                    while not data.endswith(b"\n") and len(data) <= MAX_LINE:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                reply = self.handle_line(data)
+                    # the token first: a peer without it gets no more than its first line's start read
+                    data = self._read(conn, data, TOKEN_CHARS + 1)
+                    if not self.token_matches(data):
+                        self.warnings.warn(source, "token", "Deploy channel: request from %s with a "
+                                           "wrong or missing token refused", source)
+                        reply = {"ok": False, "error": "bad token"}
+                    else:
+                        data = self._read(conn, data, MAX_LINE + 1)
+                        reply = None
+                if reply is None:
+                    reply = self.handle_line(data)
                 conn.sendall(json.dumps(reply).encode("utf-8") + b"\n")
         except (OSError, gevent.Timeout):
             log.debug("deploy channel connection ended early", exc_info=True)
 
+    @staticmethod
+    def _read(conn, data, limit):
+        """Read until a newline or ``limit`` bytes (or the peer's end of sending)."""
+        while b"\n" not in data and len(data) < limit:
+            chunk = conn.recv(min(65536, limit - len(data)))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def token_matches(self, data):
+        given = data[:TOKEN_CHARS]
+        return hmac.compare_digest(given.ljust(TOKEN_CHARS, b"\0"), self.token.encode("ascii")) \
+            and data[TOKEN_CHARS:TOKEN_CHARS + 1] == b" "
+
     def handle_line(self, data):
+        """One raw request line (token, space, JSON): the reply dict. The token is checked
+        before the rest is even looked at."""
+        if not self.token_matches(data):
+            return {"ok": False, "error": "bad token"}
         if len(data) > MAX_LINE:
             return {"ok": False, "error": "request too long"}
         try:
-            request = json.loads(data.decode("utf-8"))
-            token = request.get("token", "")
-        except (ValueError, AttributeError):
+            request = json.loads(data[TOKEN_CHARS + 1:].decode("utf-8"))
+            cmd = request.get("cmd")
+        except (ValueError, AttributeError, RecursionError):
             return {"ok": False, "error": "malformed request"}
-        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.token.encode()):
-            log.warning("Deploy channel: request with a wrong token refused")
-            return {"ok": False, "error": "bad token"}
-        cmd = request.get("cmd")
         try:
             if cmd == "list":
                 return {"ok": True, "apps": list_apps()}
@@ -180,26 +238,47 @@ def list_apps():
 
 
 def _cname(name):
-    if not name:
-        raise DeployError("a context name is required")
-    if name.startswith("/") or name == "":
-        path, _, version = name.partition("##")
-        return ContextName(path, version)
-    return ContextName.from_base_name(name)
+    try:
+        return parse_context_name(name)
+    except DeployError as exc:
+        log.warning("Deploy channel: %s", exc)
+        raise
 
 
 def deploy(war, name=None, host_name=None):
-    if not war or not os.path.isabs(war) or not os.path.isfile(war):
+    from pycat.startup import deploy_support as support
+    if not isinstance(war, str) or not os.path.isabs(war) or not os.path.isfile(war):
         raise DeployError("war must be the absolute path of an existing .war file, not %r" % (war,))
     host = _find_host(host_name)
     cname = _cname(name or os.path.basename(war))
-    target = os.path.join(host.get_app_base_path(), cname.base_name + ".war")
+    app_base = host.get_app_base_path()
+    target = os.path.join(app_base, cname.base_name + ".war")
     config = _config(host)
-    with config.lock:
-        # the temp name is hidden, so the deploy scan never picks up a half-copied WAR
-        with open(war, "rb") as src, atomic_write(target, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-        ctx = config.deploy_now(cname)
+    with config.lock:      # no background check sees appBase until this is over
+        # a WAR of the same name is kept aside (hidden: scans skip it) to be put back on failure
+        replaced = support.sibling(target, "replaced") if os.path.isfile(target) else None
+        if replaced is not None:
+            support.remove_tree(replaced, [app_base])
+            os.rename(target, replaced)
+        ctx = None
+        copied = False
+        try:
+            # the temp name is hidden, so the deploy scan never picks up a half-copied WAR
+            with open(war, "rb") as src, atomic_write(target, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            copied = True
+            ctx = config.deploy_now(cname)
+        finally:
+            if ctx is None:
+                # a failed deploy leaves appBase as it was (deploy_war already put back or removed
+                # the expanded folder): the new WAR goes, the one it replaced comes back
+                if copied:
+                    support.remove_tree(target, [app_base])
+                if replaced is not None:
+                    os.rename(replaced, target)
+                config.restored(cname, target)
+            elif replaced is not None:
+                support.remove_tree(replaced, [app_base])
     if ctx is None:
         raise DeployError("deploying %s failed (the reason is in the server log); "
                           "any previous version keeps serving" % cname.display)
@@ -207,6 +286,7 @@ def deploy(war, name=None, host_name=None):
 
 
 def undeploy(name, host_name=None):
+    from pycat.startup import deploy_support as support
     host = _find_host(host_name)
     config = _config(host)
     cname = _cname(name)
@@ -214,14 +294,16 @@ def undeploy(name, host_name=None):
         app = config.apps.get(cname.name)
         if app is None:
             raise DeployError("no application %s deployed by pycat on %s" % (cname.display, host.name))
-        config.undeploy(app, remove_files=True)
+        # the folder a WAR was expanded into goes with it; a docBase elsewhere is never touched
+        config.undeploy(app, remove_files=app.expanded)
+        # what Tomcat's manager deletes: <base>.war and <base>/ in appBase, <base>.xml in the config base
         app_base = host.get_app_base_path()
-        for path in (app.war, os.path.join(app_base, cname.base_name + ".war")):
-            if path and os.path.dirname(os.path.abspath(path)) == app_base and os.path.isfile(path):
-                os.unlink(path)
-        folder = os.path.join(app_base, cname.base_name)
-        if os.path.isdir(folder):
-            shutil.rmtree(folder, ignore_errors=True)
+        support.remove_tree(os.path.join(app_base, cname.base_name + ".war"), [app_base])
+        support.remove_tree(os.path.join(app_base, cname.base_name), [app_base])
+        config_base = config.config_base()
+        descriptor = os.path.join(config_base, cname.base_name + ".xml")
+        if app.descriptor and os.path.realpath(app.descriptor) == os.path.realpath(descriptor):
+            support.remove_tree(descriptor, [config_base])
     return "undeployed %s" % cname.display
 
 
@@ -234,10 +316,10 @@ def call(catalina_base, request, timeout=60.0):
             info = json.load(fh)
     except (OSError, ValueError) as exc:
         raise DeployError("no running pycat found for %s (cannot read %s: %s)" % (catalina_base, path, exc)) from None
-    request = dict(request, token=info["token"])
+    line = info["token"].encode("ascii") + b" " + json.dumps(request).encode("utf-8") + b"\n"
     try:
         with socket.create_connection(("127.0.0.1", info["port"]), timeout=timeout) as sock:
-            sock.sendall(json.dumps(request).encode("utf-8") + b"\n")
+            sock.sendall(line)
             data = b""
             while not data.endswith(b"\n"):
                 chunk = sock.recv(65536)

@@ -8,27 +8,41 @@ version. ``ROOT`` -> ``""``; ``#`` -> ``/`` (``a#b`` -> ``/a/b``); ``##`` starts
 (``app##2`` -> path ``/app`` version ``2``). The context *name* is ``path##version`` (just the
 path without a version); the base name is the reverse mapping used for files in appBase.
 
+``parse_context_name`` is the strict form every name from outside goes through (appBase entries,
+descriptors, the deploy channel): a name is refused when a path segment is empty, ``.`` or ``..``,
+when it or its version holds a ``/``, a ``\\`` or a NUL, when its folder name would start with
+"." (pycat's own working folders), or when it does not map back to itself (``a#.war`` would be
+expanded into the folder of ``/a``, ``/ROOT`` into ROOT's). The base name of an accepted name is
+always one plain folder name inside appBase; ``#..war`` once made a failed deploy remove
+``webapps/..``, i.e. the whole CATALINA_BASE.
+
 Expansion (``safe_unpack``) refuses the whole archive -- nothing is written to the target -- when:
 an entry name is absolute (``/x``, ``\\x``, ``C:x``) or has a ``..`` segment (zip-slip); an entry
-is a symbolic link (Unix mode bits in the external attributes); the sum of the declared
-uncompressed sizes passes ``max_size``; or, while writing, the bytes actually inflated pass it
-(a lying header). Entries are written into a temporary sibling folder that is renamed into place
-only when everything succeeded.
+is a symbolic link (Unix mode bits in the external attributes); the archive has more than
+``max_entries`` entries (Host ``maxExpandedEntries``: tiny or empty entries pass any size limit
+but each one is a file to create); the sum of the declared uncompressed sizes passes ``max_size``;
+or, while writing, the bytes actually inflated pass it (a lying header). Entries are written into
+a temporary sibling folder that is renamed into place only when everything succeeded.
 """
 import logging
 import os
 import re
-import shutil
 import stat
+import struct
 import zipfile
 
 from pycat.errors import DeployError
-from pycat.fileutil import atomic_write
+from pycat.fileutil import atomic_write, remove_inside
 from pycat.webapp.cooperate import cooperate
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_EXPANDED_SIZE = 512 * 1024 * 1024
+# A WAR that carries Django unpacked in WEB-INF/classes has ~6,100 entries (its locale files are
+# half of them); 20,000 leaves room for a few such frameworks beside the app, while the 30,000+
+# entry archives of an inode-exhaustion attempt are refused before the first file is created.
+# Libraries shipped the intended way, as wheels in WEB-INF/lib, are one entry each.
+DEFAULT_MAX_EXPANDED_ENTRIES = 20000
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -55,6 +69,11 @@ class ContextName:
             return cls("", version)
         return cls("/" + stem.replace("#", "/"), version)
 
+    @classmethod
+    def parse(cls, text):
+        """The strict form of a name from outside; see ``parse_context_name``."""
+        return parse_context_name(text)
+
     @property
     def display(self):
         return (self.path or "/") + ("##" + self.version if self.version else "")
@@ -67,6 +86,55 @@ class ContextName:
 
     def __repr__(self):
         return "ContextName(%r)" % self.name
+
+
+def _name_problem(text):
+    """Why ``text`` cannot name a web application, or None (see parse_context_name)."""
+    if not isinstance(text, str) or not text:
+        return "a context name is required"
+    if "\x00" in text:
+        return "it holds a NUL"
+    if text.startswith("/"):                     # a context name: /a/b##2 (or "/" for ROOT)
+        path, marker, version = text.partition("##")
+        segments = [] if path == "/" else path[1:].split("/")
+    else:                                        # a base name: a#b##2, a#b##2.war, ROOT.xml
+        if "/" in text:
+            return "it holds a '/' (write /a/b or a#b)"
+        base = text[:-4] if text.lower().endswith((".war", ".xml")) else text
+        stem, marker, version = base.partition("##")
+        segments = [] if stem == "ROOT" else stem.split("#")
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            return "path segment %r is not allowed" % segment if segment else "it has an empty path segment"
+        if "\\" in segment:
+            return "path segment %r holds a '\\'" % segment
+    if marker and not version:
+        return "the version after ## is empty"
+    if "/" in version or "\\" in version:
+        return "version %r holds a path separator" % version
+    return None
+
+
+def parse_context_name(text):
+    """``text`` -- a file or folder name in appBase (``a#b##2.war``), a base name (``app##2``,
+    ``ROOT``) or a context name (``/a/b##2``, ``/``) -- as a ContextName; DeployError("invalid
+    context name ...") if it cannot name an app (see the module docstring)."""
+    problem = _name_problem(text)
+    if problem is None:
+        if text.startswith("/"):
+            path, _, version = text.partition("##")
+            cname = ContextName(path, version)
+        else:
+            cname = ContextName.from_base_name(text)
+        if cname.base_name.startswith("."):
+            problem = "its folder name %r would be hidden (pycat's working folders start with '.')" \
+                % cname.base_name
+        elif ContextName.from_base_name(cname.base_name) != cname:
+            problem = "its folder name %r belongs to %s" % (
+                cname.base_name, ContextName.from_base_name(cname.base_name).display)
+        else:
+            return cname
+    raise DeployError("invalid context name %r: %s" % (text, problem))
 
 
 def version_key(version):
@@ -92,62 +160,101 @@ def _entry_problem(info):
     return None
 
 
-def check_archive(zf, max_size=DEFAULT_MAX_EXPANDED_SIZE):
-    """Raise DeployError if any entry is unsafe or the declared expanded size passes max_size."""
+def _limited(limit):
+    return limit is not None and limit >= 0
+
+
+def declared_entries(fp):
+    """The entry count the end-of-central-directory record of the open zip ``fp`` declares, or
+    None if it cannot be read (zipfile then reports the real problem). Read before ZipFile parses
+    the central directory, which costs memory per entry."""
+    end_record = getattr(zipfile, "_EndRecData", None)    # private, but in every CPython 3
+    index = getattr(zipfile, "_ECD_ENTRIES_TOTAL", None)
+    if end_record is None or index is None:
+        return None
+    try:
+        record = end_record(fp)
+    except (OSError, ValueError, EOFError, struct.error):
+        return None
+    return record[index] if record else None
+
+
+def _too_many(count, max_entries):
+    return DeployError("the archive has %d entries, more than the limit of %d (maxExpandedEntries)"
+                       % (count, max_entries))
+
+
+def check_archive(zf, max_size=DEFAULT_MAX_EXPANDED_SIZE, max_entries=DEFAULT_MAX_EXPANDED_ENTRIES):
+    """Raise DeployError if any entry is unsafe, there are more than max_entries entries, or the
+    declared expanded size passes max_size."""
+    infos = zf.infolist()
+    if _limited(max_entries) and len(infos) > max_entries:
+        raise _too_many(len(infos), max_entries)
     total = 0
-    for info in zf.infolist():
+    for info in infos:
         problem = _entry_problem(info)
         if problem:
             raise DeployError(problem)
         total += info.file_size
-        if max_size is not None and max_size >= 0 and total > max_size:
+        if _limited(max_size) and total > max_size:
             raise DeployError("expanded size passes the limit of %d bytes (maxExpandedSize)" % max_size)
     return total
 
 
-def safe_unpack(war_path, dest, max_size=DEFAULT_MAX_EXPANDED_SIZE):
+def safe_unpack(war_path, dest, max_size=DEFAULT_MAX_EXPANDED_SIZE, max_entries=DEFAULT_MAX_EXPANDED_ENTRIES):
     """Expand ``war_path`` into the folder ``dest`` (which must not exist). DeployError on any
     problem, with nothing left behind."""
     tmp = "%s.unpacking-%d" % (dest, os.getpid())
-    shutil.rmtree(tmp, ignore_errors=True)
+    parent = os.path.dirname(os.path.abspath(dest))
+    remove_inside(tmp, [parent])
     try:
-        with zipfile.ZipFile(war_path) as zf:
-            check_archive(zf, max_size)
-            os.makedirs(tmp)
-            root = os.path.realpath(tmp)
-            written = 0
-            for info in zf.infolist():
-                target = os.path.realpath(os.path.join(root, *re.split(r"[/\\]", info.filename)))
-                if target != root and not target.startswith(root + os.sep):
-                    raise DeployError("entry %r escapes the application folder" % info.filename)
-                cooperate()
-                if info.is_dir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    while True:
-                        block = src.read(65536)
-                        if not block:
-                            break
-                        written += len(block)
-                        if max_size is not None and max_size >= 0 and written > max_size:
-                            raise DeployError("expanded size passes the limit of %d bytes "
-                                              "(maxExpandedSize)" % max_size)
-                        out.write(block)
+        with open(war_path, "rb") as fp:
+            declared = declared_entries(fp) if _limited(max_entries) else None
+            if declared is not None and declared > max_entries:
+                raise _too_many(declared, max_entries)
+            fp.seek(0)
+            with zipfile.ZipFile(fp) as zf:
+                _expand(zf, tmp, max_size, max_entries)
         if os.path.exists(dest):
             raise DeployError("%s already exists" % dest)
         os.rename(tmp, dest)
     except DeployError:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_inside(tmp, [parent])
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_inside(tmp, [parent])
         raise DeployError("%s is not a valid WAR (zip): %s" % (os.path.basename(war_path), exc)) from None
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_inside(tmp, [parent])
         raise DeployError("cannot expand %s: %s" % (os.path.basename(war_path), exc)) from None
     return dest
+
+
+def _expand(zf, tmp, max_size, max_entries):
+    """Write every entry of the checked archive ``zf`` under the new folder ``tmp``."""
+    check_archive(zf, max_size, max_entries)
+    os.makedirs(tmp)
+    root = os.path.realpath(tmp)
+    written = 0
+    for info in zf.infolist():
+        target = os.path.realpath(os.path.join(root, *re.split(r"[/\\]", info.filename)))
+        if target != root and not target.startswith(root + os.sep):
+            raise DeployError("entry %r escapes the application folder" % info.filename)
+        cooperate()
+        if info.is_dir():
+            os.makedirs(target, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with zf.open(info) as src, open(target, "wb") as out:
+            while True:
+                block = src.read(65536)
+                if not block:
+                    break
+                written += len(block)
+                if _limited(max_size) and written > max_size:
+                    raise DeployError("expanded size passes the limit of %d bytes "
+                                      "(maxExpandedSize)" % max_size)
+                out.write(block)
 
 
 # -- building ----------------------------------------------------------------------------------

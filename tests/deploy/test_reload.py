@@ -1,11 +1,14 @@
 """reloadable="true" and WatchedResource: the same Context restarts with fresh modules while its
 requests wait; no request fails."""
 import os
+import sys
+import time
 
 import gevent
 import pytest
 
 from deploy_helpers import Node, app_files, bump_mtime, write_folder
+from waiting import wait_for
 
 SLOW_START = """import gevent
 
@@ -28,20 +31,25 @@ def reloadable_app(folder, value, reloadable=True):
 
 
 class Loop:
-    """Greenlets requesting a URL in a loop; every status and body is recorded."""
+    """Greenlets requesting a URL in a loop; every status and body is recorded in ``results``,
+    and with the request's start and end times (time.monotonic) in ``timed``."""
 
     def __init__(self, node, path, clients=4):
         self.node, self.path = node, path
         self.results = []
+        self.timed = []
         self.running = True
         self.greenlets = [gevent.spawn(self._run) for _ in range(clients)]
 
     def _run(self):
         while self.running:
+            start = time.monotonic()
             try:
-                self.results.append(self.node.body(self.path))
+                result = self.node.body(self.path)
             except Exception as exc:       # a broken connection is a failure too
-                self.results.append((None, repr(exc)))
+                result = (None, repr(exc))
+            self.results.append(result)
+            self.timed.append((start, time.monotonic()) + tuple(result))
             gevent.sleep(0.005)
 
     def stop(self):
@@ -59,25 +67,35 @@ def test_reload_on_class_change_fails_no_request(tmp_path):
         ctx = node.host.find_child("/live")
         assert ctx.reloadable and node.body("/live/hello") == (200, "1 r more-r")
         old_prefix = ctx.loader.prefix
+        old_modules = {k: m for k, m in sys.modules.items() if k.startswith(old_prefix + ".")}
+        assert old_modules[old_prefix + ".app"].VALUE == 1
         loop = Loop(node, "/live/hello")
-        gevent.sleep(0.1)
+        wait_for(lambda: len(loop.results) >= 8, timeout=10, what="requests before the change")
         app_py = os.path.join(folder, "WEB-INF", "classes", "app.py")
         with open(app_py) as fh:
             source = fh.read()
         with open(app_py, "w") as fh:
             fh.write(source.replace("VALUE = 1", "VALUE = 2"))
         bump_mtime(app_py)
+        began = time.monotonic()
         node.config.check()
+        ended = time.monotonic()
         assert node.host.find_child("/live") is ctx       # the same Context, reloaded
-        gevent.sleep(0.1)
+        wait_for(lambda: any(start > ended for start, *_ in loop.timed), timeout=10,
+                 what="requests after the reload")
         results = loop.stop()
-        assert results and all(status == 200 for status, _ in results), \
-            [r for r in results if r[0] != 200][:5]
-        bodies = [body for _, body in results]
-        assert "1 r more-r" in bodies and bodies[-1] == "2 r more-r"
-        import sys
-        assert not [k for k in sys.modules if k.startswith(old_prefix + ".")] \
-            or ctx.loader.prefix == old_prefix      # same prefix reused only after the old modules went
+        assert all(status == 200 for status, _ in results), [r for r in results if r[0] != 200][:5]
+        # requests in flight while the Context restarted (its listener sleeps 0.3 s, so each client
+        # sends one then) waited for it and were answered by the new code; none was refused or
+        # answered by half an app
+        waited = [r for r in loop.timed if r[0] < ended < r[1]]
+        assert waited and all(r[2:] == (200, "2 r more-r") for r in waited), waited
+        assert all(r[3] == "1 r more-r" for r in loop.timed if r[1] < began)
+        assert all(r[3] == "2 r more-r" for r in loop.timed if r[0] > ended)
+        # the new code runs from fresh modules; the old generation's are gone from sys.modules
+        live = {k: m for k, m in sys.modules.items() if k.startswith(ctx.loader.prefix + ".")}
+        assert live[ctx.loader.prefix + ".app"].VALUE == 2
+        assert not [k for k, m in old_modules.items() if sys.modules.get(k) is m]
     finally:
         node.stop()
 

@@ -105,3 +105,18 @@ def test_build_war_skips_bytecode_and_refuses_symlinks(tmp_path):
     os.symlink("/etc/passwd", app / "link")
     with pytest.raises(DeployError, match="symbolic link"):
         build_war(str(app), str(out))
+
+
+def test_archive_with_too_many_entries_is_refused(tmp_path):
+    from pycat.webapp.war import declared_entries
+    war = make_zip(tmp_path / "many.war", [("d/", "")] + [("d/f%02d.txt" % i, "") for i in range(10)])
+    with open(war, "rb") as fh:
+        assert declared_entries(fh) == 11         # read from the end record, before the listing
+    (tmp_path / "apps").mkdir()
+    with pytest.raises(DeployError, match=r"11 entries, more than the limit of 10 \(maxExpandedEntries\)"):
+        safe_unpack(war, str(tmp_path / "apps" / "many"), max_entries=10)
+    assert os.listdir(tmp_path / "apps") == []
+    # at the limit, and with no limit (-1), it expands
+    assert safe_unpack(war, str(tmp_path / "apps" / "many"), max_entries=11)
+    assert safe_unpack(war, str(tmp_path / "apps" / "unlimited"), max_entries=-1)
+    assert len(os.listdir(tmp_path / "apps" / "many" / "d")) == 10
