@@ -12,14 +12,23 @@ answered (401, 403, a redirect, the login page) and the servlet does not run.
    auth-constraint leaves the resource open; else the user needs one of the roles named by the
    matching constraints: a name, ``*`` (any role declared in security-role; see
    RealmBase.all_roles_mode), ``**`` (any authenticated user).
-4. The user: the principal kept in the session (FORM logins), else BASIC credentials from the Authorization header, checked by the Context's Realm (else the
-   Host's, else the Engine's). BASIC without valid credentials: 401 with
-   ``WWW-Authenticate: Basic realm="<realm-name>"``. FORM: the request is saved in the session
-   and the form-login-page is shown (forwarded, URL unchanged, as in Tomcat); the form POSTs
+4. The user: the principal kept in the session (FORM logins), else BASIC credentials from the
+   Authorization header, checked by the Context's Realm (else the Host's, else the Engine's) on
+   every request. BASIC without valid credentials: 401 with
+   ``WWW-Authenticate: Basic realm="<realm-name>"``. When BASIC credentials authenticate a request
+   that has a session not yet authenticated as that user, the session id changes (Tomcat's
+   ``changeSessionIdOnAuthentication``, default true): an id planted before the login (session
+   fixation) is worthless after it; the attributes stay. It changes once per user and session: the
+   later requests of the same user keep the id. As in Tomcat, a session the app creates during
+   the first authenticated request changes id at the next one. FORM: the request is saved in the
+   session and the form-login-page is shown (forwarded, URL unchanged, as in Tomcat); the form POSTs
    ``j_username``/``j_password`` to ``j_security_check``; success changes the session id
    (fixation defence) and redirects (303) to the saved URI, where the saved request (a POST with
    its body, up to the Connector's maxSavePostSize) is replayed; failure shows the form-error-page.
 5. An authenticated user without a required role: 403.
+
+``Authenticator.change_session_id_on_authentication`` (default True) turns both id changes off;
+pycat has no authenticator <Valve> to set it from a context.xml yet.
 """
 import base64
 import binascii
@@ -33,6 +42,9 @@ PRINCIPAL_ATTR = "pycat.auth.principal"
 AUTH_TYPE_ATTR = "pycat.auth.type"
 PRINCIPAL_NOTE = "pycat.auth.principal"
 SAVED_REQUEST_NOTE = "pycat.auth.saved_request"
+#: the user name a BASIC login registered in the session (its id changed then; notes are not
+#: persisted, so after a restart or failover the id changes once more, harmlessly)
+BASIC_USER_NOTE = "pycat.auth.basic_user"
 
 
 def parse_basic(header):
@@ -55,6 +67,9 @@ def parse_basic(header):
 
 
 class Authenticator:
+    #: Tomcat's AuthenticatorBase.changeSessionIdOnAuthentication: a login changes the session id
+    change_session_id_on_authentication = True
+
     def __init__(self, context, constraints, login_config, security_roles):
         self.context = context
         self.constraints = list(constraints)
@@ -133,7 +148,20 @@ class Authenticator:
         principal = self._authenticate(*creds)
         if principal is not None:
             self._bind(request, principal, "BASIC")
+            self._register_basic(request, principal)
         return principal
+
+    def _register_basic(self, request, principal):
+        """Tomcat's AuthenticatorBase.register for BASIC: the request's session (one the client
+        brought, perhaps planted by an attacker before the login) gets a new id the first time
+        this user authenticates with it; the following requests of the same user keep it."""
+        if not self.change_session_id_on_authentication:
+            return
+        session = request.get_session(False)
+        if session is None or session.get_note(BASIC_USER_NOTE) == principal.name:
+            return
+        request.change_session_id()
+        session.set_note(BASIC_USER_NOTE, principal.name)
 
     def _has_any_role(self, principal, roles):
         if "**" in roles:
@@ -220,7 +248,8 @@ class Authenticator:
             # a login without a protected request first (bookmarked login page): Tomcat answers 400
             response.send_error(400, "Invalid direct reference to the form login page")
             return
-        request.change_session_id()
+        if self.change_session_id_on_authentication:
+            request.change_session_id()
         session = request.get_session(False)
         saved["restore"] = True
         session.set_note(PRINCIPAL_NOTE, principal)

@@ -16,6 +16,7 @@ import os
 
 from lxml import etree
 
+from pycat import xmlsafe
 from pycat.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class UserDatabase:
     @classmethod
     def load(cls, pathname):
         try:
-            root = etree.parse(pathname, etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
+            # no entities, DTDs or network; a DOCTYPE declaring entities is a ConfigError
+            root = xmlsafe.parse(pathname)
         except etree.XMLSyntaxError as exc:
             raise ConfigError("malformed XML: %s" % exc.msg, file=pathname,
                               line=exc.position[0] if exc.position else None) from None

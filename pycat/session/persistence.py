@@ -24,7 +24,8 @@ Values are pickled with the standard pickler when it can, else with dill; every 
 with ``dill.loads`` (we try the C unpickler first: same stream format, faster). Only attribute values are blobs: metadata never goes through pickle.
 A record whose CRC fails, whose length runs past the end, or whose blob cannot be loaded
 (truncated, unknown class) is skipped with a log line and the records after it still load.
-The file is written by this node only, which is why loading its blobs is acceptable.
+The file is written by this node only, which is why loading its blobs is acceptable; it is
+created 0600 (FILE_MODE) whatever the umask, so no other local user can read or replace it.
 """
 import logging
 import mmap
@@ -159,9 +160,18 @@ def write_records(fileobj, records, count):
         fileobj.write(payload)
 
 
+#: permission bits of every file holding session data (SESSIONS.ser, FileStore records): the
+#: owner only, whatever the process umask (a session holds logins and whatever the app put in it,
+#: and its values are pickles: whoever can write them can run code in the next node that loads them)
+FILE_MODE = 0o600
+#: and of the folders pycat creates for them
+DIR_MODE = 0o700
+
+
 def save_file(path, records, count):
-    """Atomically replace ``path`` (temp file beside it, fsync, rename, fsync the folder)."""
-    with atomic_write(path, "wb", fsync=True, fsync_dir=True, buffering=1 << 20) as f:
+    """Atomically replace ``path`` (temp file beside it, fsync, rename, fsync the folder).
+    The file is created FILE_MODE (0600) from the start: no moment with wider bits."""
+    with atomic_write(path, "wb", fsync=True, fsync_dir=True, buffering=1 << 20, perms=FILE_MODE) as f:
         write_records(f, records, count)
 
 

@@ -1,4 +1,4 @@
-"""PersistentManager: sessions in memory backed by a <Store> (Tomcat's PersistentManagerBase).
+r"""PersistentManager: sessions in memory backed by a <Store> (Tomcat's PersistentManagerBase).
 
 * ``find_session`` looks in memory, then swaps the session in from the store. Nodes sharing one
   store therefore see each other's sessions: that is the failover mechanism.
@@ -24,10 +24,23 @@ Store trouble (disk, database down) never reaches the caller: it is logged (at m
 error line per STORE_ERROR_INTERVAL seconds, the rest at debug) and the manager serves from
 memory; the store reconnects on its next operation.
 
-sessionAttributeValueClassNameFilter: a regex matched (fullmatch) against ``module.QualName``
-of each attribute value when saving, and of every class a stored value references when
-loading (a restricted unpickler), so a store written by someone else cannot make us import
-arbitrary classes. Values that do not match are left out, with a warning.
+sessionAttributeValueClassNameFilter (on the <Manager>): a regex matched (fullmatch) against
+``module.QualName`` of each attribute value when saving, and of every class or function a stored
+value references when loading (a restricted unpickler that refuses before importing anything),
+so a store written by someone else cannot make us import arbitrary classes or call arbitrary
+functions. Values that do not match are left out, with a warning naming session, attribute and
+class; the rest of the session loads. Unset (the default, as in Tomcat) nothing is filtered: the
+store is trusted completely, because attribute values are pickles and loading a pickle can run
+any code. So:
+
+* keep the store private to the user the nodes run as (pycat creates FileStore folders 0700 and
+  every record 0600; give a JDBC store's table to that database user only);
+* when anyone else could write to it (a shared folder, a database other applications use), set
+  the filter to exactly the classes your application stores, e.g.
+  ``builtins\.(str|int|float|bool|list|dict|tuple|set|NoneType)|myapp\.cart\.Cart``. Never allow
+  a whole module of callables such as ``builtins\..*``: ``builtins.eval`` would match too;
+* a value whose class does not match is not written to the store either, so a node stores only
+  what every node will accept.
 """
 import io
 import logging
@@ -91,7 +104,10 @@ class PersistentManager(ManagerBase):
                                     "(-1: never; 0: also at the end of every request)")
     save_on_restart = Attr(bool, True, "write every session to the store on stop")
     session_attribute_value_class_name_filter = Attr(
-        str, None, "regex on module.QualName of attribute values allowed into and out of the store")
+        str, None, "regex (fullmatch) on module.QualName of the attribute values allowed into the store, "
+                   "and of every class a stored value references when it is loaded back (refused ones "
+                   "are dropped with a warning). Unset: the store is trusted completely (values are "
+                   "pickles); set it when anyone but the nodes' user can write to the store")
 
     def __init__(self):
         super().__init__()

@@ -9,6 +9,11 @@ A Store holds sessions as the record bytes of ``persistence.encode_session``; su
 * ``_expired_ids(now)`` -> ids whose stored copy is past its interval (default: read each one);
 * ``_quarantine(id, reason)``: what to do with a record that does not decode.
 
+Trust: attribute values are pickles, and loading a pickle can run any code. Whoever can write
+to a store (the FileStore folder, the JDBCStore table) can therefore run code in every node that
+loads a session from it, unless the manager's ``sessionAttributeValueClassNameFilter`` names the
+classes allowed back in (see persistent.py): keep stores private to the nodes' user, or set it.
+
 Store methods raise on I/O trouble (OSError, a database error); the manager catches, logs and
 carries on from memory. ``load`` never raises for a damaged record: it logs, quarantines and
 answers None, so one bad record costs one session, never the others.

@@ -13,6 +13,11 @@ keeps what was written); ``fsync="true"`` also survives an OS crash, at a disk f
 Ids are validated (``[A-Za-z0-9]`` plus an optional ``.route``) before any path is built, so a
 forged id cannot name a file outside the directory. A file that fails its magic, CRC or decode
 is renamed to ``<id>.session.corrupt`` and logged; the other sessions are unaffected.
+
+Files are created 0600 and a folder pycat creates 0700, whatever the process umask: the records
+hold pickled values, which run code when loaded, so only the nodes' user may write them. A folder
+shared between nodes must be writable by that user alone (or set the manager's
+``sessionAttributeValueClassNameFilter``, which refuses any class it does not name; see persistent.py).
 """
 import logging
 import os
@@ -22,6 +27,7 @@ import zlib
 
 from pycat.attrs import Attr
 from pycat.fileutil import atomic_write, sync_dir
+from pycat.session import persistence
 from pycat.session.id_generator import parse_session_id
 from pycat.session.store import Store
 
@@ -66,7 +72,9 @@ class FileStore(Store):
         return d
 
     def _start(self):
-        os.makedirs(self.directory_path(), exist_ok=True)
+        # a folder we create is the owner's only; an existing one (shared between nodes, made by
+        # the admin) keeps its bits: the files in it are 0600 anyway
+        os.makedirs(self.directory_path(), mode=persistence.DIR_MODE, exist_ok=True)
 
     def _path(self, session_id):
         # parse_session_id allows only letters, digits, one dot, '_' and '-' in the route: the
@@ -100,9 +108,11 @@ class FileStore(Store):
 
     def _write(self, session_id, payload, session, sync=None):
         path = self._path(session_id)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        # a random temp name: writers on other hosts (a shared folder) never share one
-        with atomic_write(path, "wb", fsync=self.fsync if sync is None else sync, unique=True) as f:
+        os.makedirs(os.path.dirname(path), mode=persistence.DIR_MODE, exist_ok=True)
+        # a random temp name: writers on other hosts (a shared folder) never share one; created
+        # 0600 whatever the umask (the record holds pickled values: see the module doc)
+        with atomic_write(path, "wb", fsync=self.fsync if sync is None else sync, unique=True,
+                          perms=persistence.FILE_MODE) as f:
             f.write(wrap(payload))
 
     def process_expires(self):

@@ -23,7 +23,8 @@ An existing Tomcat table (session_id alone as primary key) works too: a save is 
 INSERT in one transaction. ``session_data`` holds a persistence.encode_session record. Rows are
 per application: app_name is ``/<engine>/<host><context path>`` as in Tomcat.
 
-Database calls are blocking I/O. pycat does not monkey-patch, so each call runs in gevent's hub
+Database calls are blocking I/O. `pycat run` monkey-patches Python sockets, but drivers block inside
+C (sqlite3, psycopg's libpq), where patching cannot reach, so each call runs in gevent's hub
 threadpool: the hub keeps serving while a query waits. One connection per store, used by one
 thread at a time (a lock; sqlite3 opened with check_same_thread=False). Any database error
 closes the connection and raises StoreError; the next operation reconnects. ``dataSourceName``
@@ -67,6 +68,9 @@ class _SQLite:
     def connect(self, user, password):
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            # session data is private: create the file 0600 before sqlite does (sqlite gives its
+            # -wal/-shm files the database file's mode), whatever the umask
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         # used from the hub's pool threads, one at a time under the store's lock
         conn = self.module.connect(self.path, timeout=10, check_same_thread=False)
         if self.path != ":memory:":

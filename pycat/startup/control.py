@@ -16,6 +16,7 @@ import time
 from lxml import etree
 
 import pycat
+from pycat import xmlsafe
 from pycat.errors import ConfigError
 from pycat.fileutil import atomic_write
 from pycat.startup.properties import substitute
@@ -110,25 +111,24 @@ def wait_gone(pid, timeout, poll=0.05):
 
 # -- shutdown port ------------------------------------------------------------------------------
 def shutdown_settings(config, properties):
-    """(port, address, command) from the <Server> element, without building the whole tree."""
+    """(port, address, command) from the <Server> element."""
     try:
-        for _, element in etree.iterparse(config, events=("start",), remove_comments=True,
-                                          no_network=True):
-            attrs = {k: substitute(v, properties) for k, v in element.attrib.items()}
-            try:
-                port = int(attrs.get("port", "8005"))
-                offset = int(attrs.get("portOffset", "0"))
-            except ValueError:
-                raise ConfigError("Server port %r is not a number" % attrs.get("port"),
-                                  file=config, line=element.sourceline, element="Server") from None
-            if port > 0:
-                port += offset
-            return port, attrs.get("address", "localhost"), attrs.get("shutdown", "SHUTDOWN")
+        # the same hardened parse as `pycat run` (xmlsafe: no entities, DTDs or network)
+        element = xmlsafe.parse(config, remove_comments=True)
     except etree.XMLSyntaxError as exc:
         raise ConfigError("malformed XML: %s" % exc, file=config) from None
     except OSError as exc:
         raise ConfigError("cannot read %s" % exc, file=config) from None
-    raise ConfigError("no <Server> element", file=config)
+    attrs = {k: substitute(v, properties) for k, v in element.attrib.items()}
+    try:
+        port = int(attrs.get("port", "8005"))
+        offset = int(attrs.get("portOffset", "0"))
+    except ValueError:
+        raise ConfigError("Server port %r is not a number" % attrs.get("port"),
+                          file=config, line=element.sourceline, element="Server") from None
+    if port > 0:
+        port += offset
+    return port, attrs.get("address", "localhost"), attrs.get("shutdown", "SHUTDOWN")
 
 
 def send_shutdown(port, address, command, timeout=5.0):

@@ -8,19 +8,24 @@ SetProperties + SetNext rules:
    attribute is not set as a property) or the rule's default class, called with no arguments;
 2. sets every other attribute, after ``${}`` substitution, with attrs.set_property. An attribute
    nobody takes gives Tomcat's warning ``Match [path] failed to set property [x] to [y]``
-   (never for ``optional``); in strict mode it is an error. A value that does not convert is
-   always an error naming the file, line and element path;
+   (never for ``optional``), followed by the component's reason when its ``attribute_hint(name)``
+   gives one (TLS attributes pycat does not implement); in strict mode it is an error. A value
+   that does not convert is always an error naming the file, line and element path;
 3. digests the nested elements (so the child is complete before its parent sees it);
 4. hands the finished object to its parent through the rule's method (``add_service``...).
 
 Errors are ConfigError with file, line and element; warnings are logged and collected in
 ``Digester.warnings`` (``pycat configtest`` lists them).
+
+Files are parsed by pycat.xmlsafe: no entity is resolved, no DTD loaded, nothing fetched, and a
+DOCTYPE declaring entities is a ConfigError naming the file (Tomcat's trick of including a file
+through an entity is not supported: use ``${property}`` substitution).
 """
 import logging
 
 from lxml import etree
 
-from pycat import attrs, reflect
+from pycat import attrs, reflect, xmlsafe
 from pycat.errors import ConfigError
 from pycat.startup import rules as rules_module
 from pycat.startup.properties import substitute
@@ -92,30 +97,27 @@ class Digester:
     # -- entry points -------------------------------------------------------------------------
     def parse_file(self, path):
         self.source = str(path)
-        parser = self._parser()
         try:
-            tree = etree.parse(str(path), parser)
+            root = xmlsafe.parse(str(path), self.source, **self.PARSER_EXTRA)
         except etree.XMLSyntaxError as exc:
             raise self._syntax_error(exc) from None
         except OSError as exc:
             raise ConfigError("cannot read configuration: %s" % exc, file=self.source) from None
-        return self._digest_root(tree.getroot())
+        return self._digest_root(root)
 
     def parse_string(self, text, source="<string>"):
         self.source = source
         if isinstance(text, str):
             text = text.encode("utf-8")
         try:
-            root = etree.fromstring(text, self._parser())
+            root = xmlsafe.parse(text, source, **self.PARSER_EXTRA)
         except etree.XMLSyntaxError as exc:
             raise self._syntax_error(exc) from None
         return self._digest_root(root)
 
-    @staticmethod
-    def _parser():
-        # comments and processing instructions are never configuration; no network fetches for
-        # DTDs; lxml's default resolves internal entities (<!ENTITY port "8080">) but not external ones
-        return etree.XMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    # comments and processing instructions are never configuration. Entities, DTDs and network
+    # fetches are refused by xmlsafe (a DOCTYPE declaring entities is a ConfigError naming the file)
+    PARSER_EXTRA = {"remove_comments": True, "remove_pis": True}
 
     def _syntax_error(self, exc):
         line, column = exc.position if exc.position else (exc.lineno, 0)
@@ -228,7 +230,11 @@ class Digester:
                 raise self._error("Match [%s] cannot set property [%s] to [%s]: %s"
                                   % (path, name, value, exc), element, path) from None
             if not applied and name not in NEVER_WARN:
-                self._warn("Match [%s] failed to set property [%s] to [%s]" % (path, name, value), element)
+                # a component may say why it refuses (TLS attributes pycat does not implement)
+                hint_of = getattr(obj, "attribute_hint", None)
+                hint = hint_of(name) if callable(hint_of) else None
+                self._warn("Match [%s] failed to set property [%s] to [%s]%s"
+                           % (path, name, value, ": " + hint if hint else ""), element)
 
     def _attach(self, parent, rule, element, path, *args):
         method = getattr(parent, rule.method, None)

@@ -16,6 +16,7 @@ import logging
 
 from lxml import etree
 
+from pycat import xmlsafe
 from pycat.errors import ConfigError
 from pycat.webapp import web_xml_ext
 
@@ -77,10 +78,8 @@ def parse_web_xml(source, name=None):
     """Parse a path or bytes. Raises ConfigError naming the file, line and column."""
     where = name or (source if isinstance(source, str) else "web.xml")
     try:
-        if isinstance(source, (bytes, bytearray)):
-            root = etree.fromstring(bytes(source), etree.XMLParser(resolve_entities=False, no_network=True))
-        else:
-            root = etree.parse(source, etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
+        # no entities, DTD loading or network (xmlsafe): a DOCTYPE declaring entities is refused
+        root = xmlsafe.parse(source, where)
     except etree.XMLSyntaxError as exc:
         line, col = exc.position if exc.position else (None, None)
         raise ConfigError("malformed XML (line %s, column %s): %s" % (line, col, exc.msg),

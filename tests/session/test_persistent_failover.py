@@ -3,8 +3,12 @@
 Each test runs over a shared FileStore folder, one SQLite file and one PostgreSQL database.
 """
 import contextlib
+import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 
 import gevent
 import pytest
@@ -12,6 +16,8 @@ import pytest
 from conftest_pg import backend, node, pg_server  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def serve(manager, sid, change=None):
@@ -26,17 +32,43 @@ def serve(manager, sid, change=None):
     return s
 
 
-def test_failover_after_node_1_dies(node):
-    n1 = node(1, max_idle_backup=0)
-    n1.jvm_route = "n1"
-    s = serve(n1, None, lambda s: s.update(user="ana", cart=["apple"]))
-    sid = s.id
-    assert sid.endswith(".n1")
-    serve(n1, sid, lambda s: s.__setitem__("cart", s["cart"] + ["pear"]))
-    # node 1 is "killed": never stopped, its memory is simply gone
-    del n1
+def node_1_process(backend, clock, work):
+    """Start node 1 as a real process on the shared backend (failover_node.py); returns
+    (Popen, its report: sid, pid, the cart of the request it was serving)."""
+    config = {"kind": backend.kind, "work": str(work), "now": clock.now}
+    if backend.kind == "file":
+        config["directory"] = backend.new_store().directory
+    else:
+        store = backend.new_store()
+        config.update(url=store.connection_url, table=store.session_table)
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "failover_node.py"), json.dumps(config)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise AssertionError("node 1 did not start: %s" % proc.communicate(timeout=10)[1].decode())
+    return proc, json.loads(line)
+
+
+def test_failover_after_node_1_dies(node, backend, clock, tmp_path):
+    proc, report = node_1_process(backend, clock, tmp_path / "node1")
+    try:
+        sid = report["sid"]
+        assert sid.endswith(".n1")
+        assert report["in_memory_cart"] == ["apple", "pear", "plum"]
+        # node 1 really dies: SIGKILL, no stop(), no saveOnRestart, nothing flushed on the way out
+        os.kill(report["pid"], signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdin.close()
+        proc.stdout.close()
+        proc.stderr.close()
     n2 = node(2, max_idle_backup=0)
     got = n2.find_session(sid)
+    # what the store had: both completed requests, not the one node 1 was in the middle of
     assert got is not None and got["user"] == "ana" and got["cart"] == ["apple", "pear"]
     assert not got.is_new
     serve(n2, sid, lambda s: s.__setitem__("cart", s["cart"] + ["fig"]))
