@@ -217,13 +217,19 @@ class Lifecycle:
     def spawn(self, func, *args, **kwargs):
         """Run func in a greenlet owned by this component (killed by stop())."""
         g = self._greenlets.spawn(self._guard, func, *args, **kwargs)
+        g.name = self._greenlet_name(func)
         return g
 
     def spawn_later(self, seconds, func, *args, **kwargs):
         g = gevent.Greenlet(self._guard, func, *args, **kwargs)
+        g.name = self._greenlet_name(func)
         self._greenlets.add(g)
         g.start_later(seconds)
         return g
+
+    def _greenlet_name(self, func):
+        # "Engine[Catalina].background_loop": what log lines show as their thread (startup.catalina)
+        return "%s.%s" % (self.component_name, getattr(func, "__name__", type(func).__name__).lstrip("_"))
 
     def _guard(self, func, *args, **kwargs):
         try:

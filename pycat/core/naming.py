@@ -1,4 +1,9 @@
-"""GlobalNamingResources, Resource and Environment: parsed and kept, enforced in a later version."""
+"""GlobalNamingResources, Resource and Environment, as parsed from server.xml.
+
+pycat has no JNDI: apps do not look these entries up. A ``<Resource>`` named by a
+UserDatabaseRealm's ``resourceName`` supplies that realm's users file (its ``pathname``); every
+other entry is kept verbatim on ``Server.global_naming_resources`` and used by nothing (the
+Server's start logs which there are)."""
 import logging
 
 log = logging.getLogger(__name__)

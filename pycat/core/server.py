@@ -4,6 +4,12 @@
 the shutdown port (Tomcat reads characters until newline/EOF and compares) or until
 ``request_shutdown()`` is called (signal handlers only call that). ``port = -1`` disables the
 shutdown port, as in Tomcat.
+
+Every port is bound in ``init()``, before any Service starts (Tomcat binds its connectors at
+init, ``bindOnInit``; pycat binds the shutdown port there too): a second server started on the
+CATALINA_BASE of a live one fails on its first busy port without deploying an app, restoring
+a session file or writing the deploy channel's token file -- nothing of the live server's base
+is touched.
 """
 import logging
 
@@ -53,20 +59,35 @@ class Server(Lifecycle):
         self.global_naming_resources = resources
 
     # -- lifecycle -----------------------------------------------------------------------
+    def _init(self):
+        # the ports first (see the module doc); a failure here fails start() before anything ran
+        for service in self.services:
+            service.init()
+            for connector in service.connectors:
+                init = getattr(connector, "init", None)     # a duck-typed connector may have none
+                if init is not None:
+                    init()
+        if self.port != -1:
+            self._bind_shutdown_port()
+
     def _start(self):
         self._shutdown_event.clear()
-        if self.global_naming_resources is not None:
-            log.info("GlobalNamingResources parsed and kept (%d resources); "
-                     "they are enforced in a later version", len(self.global_naming_resources.resources))
+        resources = self.global_naming_resources
+        if resources is not None:
+            log.info("GlobalNamingResources: %d Resource(s) %s, %d Environment(s); pycat has no JNDI: "
+                     "a UserDatabase Resource's pathname is the users file of UserDatabaseRealm "
+                     "(resourceName), the other entries are kept as parsed (server.global_naming_resources) "
+                     "and used by nothing", len(resources.resources),
+                     sorted(r.name or "?" for r in resources.resources), len(resources.environments))
         for service in self.services:
             service.start()
         if self.port != -1:
-            self._open_shutdown_port()
+            if self._listener is None:       # started again after a stop()
+                self._bind_shutdown_port()
+            self.spawn(self._accept_loop, self._listener)
 
     def _stop(self):
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        self._close_shutdown_port()
         for service in reversed(self.services):
             try:
                 service.stop()
@@ -75,21 +96,26 @@ class Server(Lifecycle):
         self._shutdown_event.set()
 
     def _destroy(self):
+        self._close_shutdown_port()          # bound by init() of a server that never started
         for service in self.services:
             service.destroy()
 
     # -- shutdown ------------------------------------------------------------------------
-    def _open_shutdown_port(self):
+    def _bind_shutdown_port(self):
         port = self.port + self.port_offset if self.port > 0 else self.port
         host = self.address or "localhost"
         try:
             sock = listen_tcp((host, port), 1)
         except OSError as exc:
-            raise LifecycleError("Server shutdown port: %s: %s:%d" % (bind_failure(exc), host, port)) from exc
+            raise LifecycleError("Server shutdown port: %s: %s:%d" % (bind_failure(exc), host, port)) from None
         self._listener = sock
         self.shutdown_bound_port = sock.getsockname()[1]
         log.info("Shutdown port listening on %s:%d", host, self.shutdown_bound_port)
-        self.spawn(self._accept_loop, sock)
+
+    def _close_shutdown_port(self):
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     def _accept_loop(self, sock):
         while True:

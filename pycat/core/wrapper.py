@@ -3,16 +3,19 @@
 The servlet is instantiated on first use, or at Context start when ``load_on_startup >= 0``.
 The basic valve calls ``servlet.service(request, response)``; an exception becomes a 500
 (the exception is kept as a request attribute for <error-page exception-type> and the
-ErrorReportValve) and the connection goes on serving.
+ErrorReportValve) and the connection goes on serving; a BadRequest (the client's malformed
+body) becomes a 400.
 """
 import logging
 
 import gevent.lock
 
 from pycat.attrs import Attr
+from pycat.connector.request import BadRequest
 from pycat.core.container import ContainerBase
 from pycat.core.pipeline import Valve
 from pycat.webapp.filters import run_servlet
+from pycat.webapp.loader import app_code
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,15 @@ class StandardWrapperValve(Valve):
         try:
             servlet = wrapper.servlet or wrapper.allocate()
             run_servlet(wrapper, servlet, request, response)     # behind the mapped filters
+        except BadRequest as exc:
+            # the client's malformed body, not a servlet failure: 400 and one line, no stack trace
+            # (Tomcat's BadRequestException); the connection closes after this response
+            log.info("Bad request body for servlet [%s] in context [%s]: %s", wrapper.name,
+                     request.context_path, exc)
+            if not response.committed:
+                response.send_error(400)
+            else:
+                response.abort()
         except Exception as exc:
             log.error("Servlet.service() for servlet [%s] in context [%s] threw exception",
                       wrapper.name, request.context_path, exc_info=True)
@@ -65,7 +77,8 @@ class Wrapper(ContainerBase):
             if self.servlet is None:
                 from pycat.webapp.servlet import instantiate_servlet
                 servlet = instantiate_servlet(self.servlet_class, self.parent)
-                servlet.init(ServletConfig(self))
+                with app_code("in init() of servlet [%s]", self.name):     # sys.exit() there: AppAbort
+                    servlet.init(ServletConfig(self))
                 self.servlet = servlet
         return self.servlet
 
@@ -79,7 +92,8 @@ class Wrapper(ContainerBase):
         servlet, self.servlet = self.servlet, None
         if servlet is not None:
             try:
-                servlet.destroy()
+                with app_code("in destroy() of servlet [%s]", self.name):
+                    servlet.destroy()
             except Exception:
                 log.exception("Servlet %s destroy() failed", self.name)
 

@@ -22,6 +22,8 @@ after it (Tomcat logs and carries on too).
 """
 import logging
 
+from pycat.webapp.loader import abort, is_abort
+
 log = logging.getLogger(__name__)
 
 SESSION_METHODS = ("session_created", "session_destroyed")
@@ -62,6 +64,13 @@ def safe_call(method, *args):
         method(*args)
     except Exception:
         log.exception("session listener %s failed", getattr(method, "__qualname__", method))
+    except BaseException as exc:
+        # sys.exit()/KeyboardInterrupt in a listener (often on the background expiry tick) is the
+        # app's failure too, not the node's end; a greenlet kill still propagates
+        if not is_abort(exc):
+            raise
+        log.error("session listener %s failed", getattr(method, "__qualname__", method),
+                  exc_info=abort(exc, "in a session listener"))
 
 
 class SessionListeners:

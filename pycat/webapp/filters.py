@@ -12,6 +12,8 @@ dispatchers include the request's dispatcher type (REQUEST, FORWARD, INCLUDE, ER
 """
 import logging
 
+from pycat.webapp.loader import abort, app_code, is_abort
+
 log = logging.getLogger(__name__)
 
 
@@ -141,7 +143,8 @@ class FilterMap:
     def destroy(self):
         for name, flt in reversed(list(self.filters.items())):
             try:
-                flt.destroy()
+                with app_code("destroying filter [%s]", name):
+                    flt.destroy()
             except Exception:
                 log.exception("Filter %s destroy() failed", name)
 
@@ -152,29 +155,42 @@ def build_filter_map(context, web):
     try:
         for fdef in web.filters:
             obj = context.loader.load(fdef.filter_class)
-            if isinstance(obj, type):
-                obj = obj()
-            elif not hasattr(obj, "do_filter") and callable(obj):
-                obj = _FunctionFilter(obj)
+            with app_code("creating filter [%s]", fdef.name):
+                if isinstance(obj, type):
+                    obj = obj()
+                elif not hasattr(obj, "do_filter") and callable(obj):
+                    obj = _FunctionFilter(obj)
             if not hasattr(obj, "do_filter"):
                 raise TypeError("filter %s (%s) has no do_filter" % (fdef.name, fdef.filter_class))
             init = getattr(obj, "init", None)
             if init is not None:
-                init(FilterConfig(fdef.name, fdef.init_params, context))
+                with app_code("in init() of filter [%s]", fdef.name):
+                    init(FilterConfig(fdef.name, fdef.init_params, context))
             instances[fdef.name] = obj
-    except Exception:
+    except BaseException:          # a kill too: the filters already made are destroyed
         FilterMap([], instances).destroy()
         raise
     return FilterMap(web.filter_mappings, instances)
 
 
 def run_servlet(wrapper, servlet, request, response):
-    """servlet.service behind the filters mapped for this request (the Wrapper's and dispatches' path)."""
-    fmap = getattr(wrapper.parent, "filter_map", None)
-    if fmap:
-        filters = fmap.match(request.servlet_path + (request.path_info or ""), wrapper.name,
-                             request.dispatcher_type)
-        if filters:
-            FilterChain(filters, servlet).do_filter(request, response)
-            return
-    servlet.service(request, response)
+    """servlet.service behind the filters mapped for this request (the Wrapper's and dispatches' path).
+
+    Everything below is app code (filters, the servlet, a WSGI app, its iterable and close()):
+    a SystemExit/KeyboardInterrupt/... from it leaves as an AppAbort, which the callers treat
+    as any exception of the servlet (a 500); a GreenletExit (the server stopping) passes."""
+    try:
+        fmap = getattr(wrapper.parent, "filter_map", None)
+        if fmap:
+            filters = fmap.match(request.servlet_path + (request.path_info or ""), wrapper.name,
+                                 request.dispatcher_type)
+            if filters:
+                FilterChain(filters, servlet).do_filter(request, response)
+                return
+        servlet.service(request, response)
+    except Exception:
+        raise
+    except BaseException as exc:
+        if is_abort(exc):
+            raise abort(exc, "serving %s %s" % (request.method, request.request_uri)) from None
+        raise

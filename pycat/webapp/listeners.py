@@ -11,9 +11,14 @@ only document the names:
 * ``context_attribute_added/replaced/removed(event)`` — ServletContext attribute changes
 * session listener methods: pycat.core.session_support registers those classes with the Manager
 
-A listener raising in ``context_initialized`` fails the Context start, as in Tomcat.
+A listener raising in ``context_initialized`` (or ``request_initialized``) fails the Context start
+(the request), as in Tomcat; what the other methods raise is logged. "Raising" includes
+``sys.exit()`` and KeyboardInterrupt (pycat.webapp.loader.AppAbort): one app's listener never
+ends the node.
 """
 import logging
+
+from pycat.webapp.loader import abort, app_code, is_abort
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +74,10 @@ class ApplicationListeners:
         instances = []
         for name in class_names:
             obj = context.loader.load(name)
-            instances.append(obj() if isinstance(obj, type) else obj)
+            if isinstance(obj, type):
+                with app_code("creating listener %s", name):
+                    obj = obj()
+            instances.append(obj)
         return cls(context, instances)
 
     def start(self):
@@ -77,7 +85,8 @@ class ApplicationListeners:
         for listener in self.context_listeners:
             method = getattr(listener, "context_initialized", None)
             if method is not None:
-                method(event)
+                with app_code("in context_initialized of listener %r", listener):
+                    method(event)
             self.initialized.append(listener)
 
     def stop(self):
@@ -87,7 +96,8 @@ class ApplicationListeners:
             if method is None:
                 continue
             try:
-                method(event)
+                with app_code("in context_destroyed of listener %r", listener):
+                    method(event)
             except Exception:
                 log.exception("Context [%s]: listener %r failed in context_destroyed",
                               self.context.path or "/", listener)
@@ -98,7 +108,14 @@ class ApplicationListeners:
         for listener in self.request_listeners:
             method = getattr(listener, "request_initialized", None)
             if method is not None:
-                method(event)
+                try:
+                    method(event)
+                except Exception:
+                    raise
+                except BaseException as exc:     # per request: inline, not app_code()
+                    if is_abort(exc):
+                        raise abort(exc, "in request_initialized of listener %r" % (listener,)) from None
+                    raise
 
     def request_destroyed(self, request):
         event = ServletRequestEvent(self.context, request)
@@ -111,6 +128,11 @@ class ApplicationListeners:
             except Exception:
                 log.exception("Context [%s]: listener %r failed in request_destroyed",
                               self.context.path or "/", listener)
+            except BaseException as exc:
+                if not is_abort(exc):
+                    raise
+                log.error("Context [%s]: listener %r failed in request_destroyed", self.context.path or "/",
+                          listener, exc_info=abort(exc, "in request_destroyed"))
 
     def attribute_changed(self, kind, name, value):
         if not self.attribute_listeners:
@@ -120,7 +142,8 @@ class ApplicationListeners:
             method = getattr(listener, "context_attribute_" + kind, None)
             if method is not None:
                 try:
-                    method(event)
+                    with app_code("in context_attribute_%s of listener %r", kind, listener):
+                        method(event)
                 except Exception:
                     log.exception("Context [%s]: attribute listener %r failed", self.context.path or "/",
                                   listener)

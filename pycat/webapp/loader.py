@@ -51,6 +51,7 @@ import zipfile
 import zipimport
 
 import gevent.lock
+import greenlet
 
 from pycat.webapp.cooperate import cooperate
 
@@ -82,6 +83,59 @@ def split_name(name):
     return module, attr
 
 
+# -- app code that would end more than itself --------------------------------------------------
+class AppAbort(RuntimeError):
+    """App code raised a BaseException that is not an Exception: ``sys.exit()`` (SystemExit),
+    KeyboardInterrupt, a ``gevent.Timeout`` the app started and did not catch, a class of its
+    own deriving from BaseException. Left alone, gevent re-raises SystemExit/KeyboardInterrupt
+    in the main greenlet, i.e. one app's import or request would stop the whole node. At every
+    point where the container calls app code it becomes this ordinary exception instead, so it
+    is handled as any other failure there: a failed deploy, a failed Context start, a 500.
+    ``original`` is what the app raised; the traceback is the app's."""
+
+    def __init__(self, original, doing):
+        self.original = original
+        if isinstance(original, SystemExit):
+            what = "called sys.exit(%r)" % (original.code,)
+        else:
+            text = str(original)
+            what = "raised %s%s" % (type(original).__name__, ": " + text if text else "")
+        super().__init__("application code %s while %s" % (what, doing))
+
+
+def is_abort(exc):
+    """Must ``exc``, raised by app code, become an AppAbort? Everything that is not an Exception,
+    except GreenletExit: that is a kill (the server's stop ends connection and background
+    greenlets with it) and must reach the top of its greenlet to end it. A gevent.Timeout *is*
+    converted: every pycat frame that calls app code is outside any Timeout of ours, so one that
+    comes out of app code is the app's own (``with gevent.Timeout(5): ...`` raises it)."""
+    return not isinstance(exc, (Exception, greenlet.GreenletExit))
+
+
+def abort(exc, doing):
+    """The AppAbort to raise for ``exc`` (caught where app code was called), with the app's traceback."""
+    return AppAbort(exc, doing).with_traceback(exc.__traceback__)
+
+
+class app_code:
+    """``with app_code("running %s", name): <call into the app>`` -- see AppAbort. The message
+    is formatted only when something is converted. Hot paths (a request) use an inline
+    ``except BaseException`` with is_abort()/abort() instead."""
+
+    __slots__ = ("doing", "args")
+
+    def __init__(self, doing, *args):
+        self.doing, self.args = doing, args
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is not None and is_abort(exc):
+            raise abort(exc, self.doing % self.args if self.args else self.doing) from None
+        return False
+
+
 # -- the hooks ----------------------------------------------------------------------------------
 _NEVER_REDIRECTED = frozenset(sys.stdlib_module_names) | {"pycat", "gevent", "greenlet"}
 
@@ -100,18 +154,33 @@ def _owner(globals_):
 
 def _hooked_import(name, globals=None, locals=None, fromlist=(), level=0):
     if level == 0 and _registry:
-        if name.startswith(PREFIX) and name.partition(".")[0] not in _registry:
-            _alias_old_generation(name)
+        if name.startswith(PREFIX):
+            # an app module by its full name: pickle restoring a saved session's value at a Context's
+            # start, outside the app_code() of load() -- its import may sys.exit() too
+            return _import_app_module(name, name, globals, locals, fromlist, alias=True)
         loader = _owner(globals)
         if loader is not None and loader.prefix is not None:
             top = name.partition(".")[0]
             if top in loader.tops:
                 full = loader.prefix + "." + name
-                module = _orig_import(full, globals, locals, fromlist, 0)
+                module = _import_app_module(full, name, globals, locals, fromlist)
                 if not fromlist:
                     return sys.modules[loader.prefix + "." + top]
                 return module
     return _orig_import(name, globals, locals, fromlist, level)
+
+
+def _import_app_module(full, name, globals, locals, fromlist, alias=False):
+    try:
+        if alias and name.partition(".")[0] not in _registry:
+            _alias_old_generation(name)
+        return _orig_import(full, globals, locals, fromlist, 0)
+    except Exception:
+        raise
+    except BaseException as exc:
+        if is_abort(exc):
+            raise abort(exc, "importing %s" % name) from None
+        raise
 
 
 def _hooked_import_module(name, package=None):
@@ -344,17 +413,19 @@ class WebappLoader:
     def import_module(self, module_name):
         if not self.started:
             self.start()
+        plain = module_name
         if self.prefix is not None and module_name.partition(".")[0] in self.tops:
             module_name = self.prefix + "." + module_name
-        with self.bound():
+        # a module may run anything at import, sys.exit() included (see AppAbort)
+        with self.bound(), app_code("importing %s", plain):
             return _orig_import_module(module_name)
 
     def load(self, name):
         module_name, attr = split_name(name)
-        with self.bound():
+        with self.bound(), app_code("loading %s", name):
             obj = self.import_module(module_name)
             for part in attr.split("."):
-                obj = getattr(obj, part)
+                obj = getattr(obj, part)      # a module __getattr__ is app code too
         return obj
 
 

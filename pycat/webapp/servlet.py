@@ -10,6 +10,8 @@ non-default, non-extension mapping) and PATH_INFO = the rest, like mounting it a
 """
 import logging
 
+from pycat.webapp.loader import app_code
+
 log = logging.getLogger(__name__)
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE")
@@ -95,6 +97,8 @@ class WsgiServlet(Servlet):
         self.app = app
 
     def service(self, request, response):
+        # the call, the iteration and close() are app code: whatever they raise, sys.exit() included,
+        # run_servlet (filters.py) turns into a failure of this request, and close() always runs
         environ = request.wsgi_environ()
         result = self.app(environ, response.wsgi_start_response)
         try:
@@ -150,7 +154,8 @@ def instantiate_servlet(name, context):
         obj = WebappLoader("/nonexistent").load(name)
     if isinstance(obj, type):
         if issubclass(obj, Servlet) or hasattr(obj, "service"):
-            return obj()
+            with app_code("creating servlet %s", name):
+                return obj()
         return WsgiServlet(obj)     # a class whose instances are WSGI responses
     if isinstance(obj, Servlet):
         return obj
