@@ -1,8 +1,8 @@
 """Adapter: the WSGI application pywsgi calls; turns one environ into a trip down the Engine.
 
 environ → Request/Response → URI check and normalization (uri.py; bad → 400 without entering
-the pipeline, like Tomcat's CoyoteAdapter) → the Engine's mapper → Engine pipeline → the
-response's ``finish()`` hands status, headers and body back to pywsgi. An exception that
+the pipeline, but access-logged, like Tomcat's CoyoteAdapter) → the Engine's mapper → Engine
+pipeline → the response's ``finish()`` hands status, headers and body back to pywsgi. An exception that
 escapes the pipeline is logged and answered with 500 (if nothing was sent yet); the
 connection and the server go on.
 """
@@ -11,13 +11,12 @@ import time
 
 import gevent.socket as socket
 
+from pycat.connector.handler import access_log_valves, log_access
 from pycat.connector.request import Request
 from pycat.connector.response import Response
 from pycat.connector.uri import BadUri, normalize
 
 log = logging.getLogger(__name__)
-
-_BAD_REQUEST = [("Content-Type", "text/plain;charset=utf-8"), ("Content-Length", "11")]
 
 
 class Adapter:
@@ -52,8 +51,12 @@ class Adapter:
                                           ("Content-Length", "0")])
                 return []
             log.info("400 for %r from %s: %s", environ.get("RAW_URI"), request.remote_addr, exc)
-            start_response("400 Bad Request", list(_BAD_REQUEST))
-            return [b"Bad Request"]
+            response.status = 400
+            response.content_type = "text/plain;charset=utf-8"
+            response.write_bytes(b"Bad Request")
+            # never reaches a Host's pipeline: logged as Tomcat's CoyoteAdapter.log does
+            log_access(access_log_valves(self.engine), request, response)
+            return response.finish()
         if self.lookups:
             request.remote_host = self._lookup(request.remote_addr)
         request.decoded_uri = path

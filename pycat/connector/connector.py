@@ -12,9 +12,11 @@ lock everybody else out; ``maxThreads`` bounds the requests being processed at o
 AJP is not implemented: an AJP connector logs a warning and stays unbound, so a Tomcat 6
 server.xml (which has one active) still starts.
 """
+import itertools
 import logging
 import socket
 
+import gevent
 import gevent.lock
 import gevent.pool
 
@@ -24,7 +26,7 @@ from pycat.lifecycle import Lifecycle
 from pycat.netutil import bind_failure, listen_tcp
 from pycat.connector.adapter import Adapter
 from pycat.connector.handler import PycatWSGIServer
-from pycat.connector.ssl import Certificate, SSLHostConfig
+from pycat.connector.ssl import attribute_hint as tls_attribute_hint, set_connector_attribute
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +45,30 @@ IGNORED_PROPERTIES = {
     "socket.performanceBandwidth", "socket.processorCache", "socket.bufferPool", "socket.bufferPoolSize",
     "socket.directBuffer", "selectorTimeout", "pollerThreadCount", "pollerThreadPriority",
     "acceptorThreadCount", "acceptorThreadPriority", "useSendfile", "processorCache", "threadPriority",
-    "useAsyncIO", "bindOnInit", "maxExtensionSize", "maxTrailerSize", "maxHeaderCount",
-    "restrictedUserAgents", "noCompressionUserAgents", "noCompressionStrongETag", "clientAuth",
-    "sslProtocol", "sslEnabledProtocols", "keystoreFile", "keystorePass", "keystoreType", "keyAlias",
-    "truststoreFile", "truststorePass", "ciphers", "SSLProtocol", "SSLCipherSuite", "SSLPassword",
-    "SSLVerifyClient", "sslImplementationName", "defaultSSLHostConfigName", "useServerCipherSuitesOrder",
+    "useAsyncIO", "bindOnInit", "maxExtensionSize", "maxTrailerSize",
+    "restrictedUserAgents", "noCompressionUserAgents", "noCompressionStrongETag",
+    # TLS attributes are not here: ssl.set_connector_attribute applies them or refuses them with a reason
+    "sslImplementationName", "defaultSSLHostConfigName",
     "allowHostHeaderMismatch", "continueResponseTiming", "rejectIllegalHeader", "relaxedPathChars",
     "relaxedQueryChars", "maxCookieCount", "asyncTimeout", "maxSwallowSize", "discardFacades",
     "xpoweredBy", "enforceEncodingInGetWriter", "useIPVHosts", "parseBodyMethods",
     "allowTrace", "encodedSolidusHandling", "secretRequired", "secret", "tomcatAuthentication",
     "tomcatAuthorization", "packetSize", "requiredSecret", "allowedRequestAttributesPattern",
 }
+
+
+def _connection_greenlets(prefix):
+    """A Greenlet class whose instances are named <prefix>-1, -2, ... (as Tomcat names its worker
+    threads http-nio-8080-exec-N), so a log line written while serving a request says which
+    connector and connection it came from (startup.catalina puts the name in the log record)."""
+    counter = itertools.count(1)
+
+    class ConnectionGreenlet(gevent.Greenlet):
+        def __init__(self, *args, **kwargs):
+            gevent.Greenlet.__init__(self, *args, **kwargs)
+            self.name = "%s-%d" % (prefix, next(counter))
+
+    return ConnectionGreenlet
 
 
 def _ms(value):
@@ -77,6 +92,7 @@ class Connector(Lifecycle):
     accept_count = Attr(int, 100, "Listen backlog")
     max_http_header_size = Attr(int, 8192, "Bytes of request line + headers; more → 431")
     max_http_request_header_size = Attr(int, None, "Tomcat 10.1 name of maxHttpHeaderSize")
+    max_header_count = Attr(int, 100, "Request headers accepted; more → 400; -1 unlimited")
     max_post_size = Attr(int, 2097152, "Max bytes of a form body parsed into parameters; -1 unlimited")
     max_save_post_size = Attr(int, 4096, "Max bytes of a POST body kept during FORM authentication and "
                                          "replayed after the login (larger: 403); 0 keeps none, -1 unlimited")
@@ -109,6 +125,7 @@ class Connector(Lifecycle):
         self.wsgi_server = None
         self.adapter = None
         self.socket_hook = None   # test hook: called with each accepted socket
+        self._bound_socket = None  # bound by init(), until the started server owns it
 
     # -- nested elements -----------------------------------------------------------------
     def add_ssl_host_config(self, config):
@@ -120,26 +137,21 @@ class Connector(Lifecycle):
                     getattr(protocol, "class_name", type(protocol).__name__))
 
     def set_property(self, name, value):
-        """Tomcat's generic fallback: legacy SSL attributes, known handler properties."""
-        legacy = {"SSLCertificateFile": "certificate_file", "SSLCertificateKeyFile": "certificate_key_file",
-                  "SSLPassword": "certificate_key_password"}
-        if name in legacy:
-            cert = self._implicit_certificate()
-            setattr(cert, legacy[name], value)
-            return True
+        """Tomcat's generic fallback: legacy TLS attributes (applied to the default SSLHostConfig,
+        or refused with a reason: ssl.py), known handler properties."""
+        taken = set_connector_attribute(self, name, value)
+        if taken is not None:
+            return taken
         if name in IGNORED_PROPERTIES or name.startswith("socket."):
             self.properties[name] = value
             log.debug("Connector: property %s=%s accepted and not used", name, value)
             return True
         return False
 
-    def _implicit_certificate(self):
-        if not self.ssl_host_configs:
-            self.ssl_host_configs.append(SSLHostConfig())
-        config = self.ssl_host_configs[0]
-        if not config.certificates:
-            config.add_certificate(Certificate())
-        return config.certificates[0]
+    @staticmethod
+    def attribute_hint(name):
+        """Why the digester could not set ``name`` (a TLS attribute pycat does not implement)."""
+        return tls_attribute_hint(name)
 
     # -- derived settings ----------------------------------------------------------------
     @property
@@ -184,6 +196,17 @@ class Connector(Lifecycle):
         return default
 
     # -- lifecycle -----------------------------------------------------------------------
+    def _init(self):
+        # Tomcat's bindOnInit: the port is taken at init, so a port in use fails the Server's
+        # init before any app of the node is deployed (pycat.core.server)
+        if not self.is_ajp and self.protocol in HTTP_PROTOCOLS:
+            self._bound_socket = self._bind()
+
+    def _close_bound_socket(self):
+        sock, self._bound_socket = self._bound_socket, None
+        if sock is not None:
+            sock.close()
+
     def _start(self):
         if self.is_ajp:
             log.warning("Connector port %d: protocol %s (AJP) is not supported yet; not listening",
@@ -198,14 +221,17 @@ class Connector(Lifecycle):
         if ssl_context is not None and "scheme" not in self.__dict__:
             # a TLS connector reports https unless told otherwise
             self.scheme, self.secure = "https", True
-        listener = self._bind()
+        if self._bound_socket is None:          # started again after a stop()
+            self._bound_socket = self._bind()
+        listener = self._bound_socket
         executor = self.find_executor()
         if executor is not None:
             executor.start()                      # normally already started by the Service
             self.workers = executor.workers       # shared with every connector naming it
         else:
             self.workers = gevent.lock.BoundedSemaphore(self.worker_count())
-        self.pool = gevent.pool.Pool(self.connection_limit())
+        self.pool = gevent.pool.Pool(self.connection_limit(), greenlet_class=_connection_greenlets(
+            "%s-%d-exec" % ("https" if ssl_context is not None else "http", self.bound_port)))
         self.adapter = Adapter(self, engine)
         kwargs = {}
         if ssl_context is not None:
@@ -217,12 +243,14 @@ class Connector(Lifecycle):
         server.keep_alive_timeout = server.connection_timeout if kat is None else _ms(kat)
         server.max_keep_alive_requests = self.max_keep_alive_requests
         server.max_header_size = self.header_limit()
+        server.max_header_count = self.max_header_count
         server.socket_hook = self.socket_hook
         server.set_environ({"SERVER_NAME": self.proxy_name or self.address or "localhost",
                             "SERVER_PORT": str(self.bound_port),
                             "SERVER_SOFTWARE": "pycat"})
         server.start()
         self.wsgi_server = server
+        self._bound_socket = None                # closed by server.close() from now on
         log.info("Starting ProtocolHandler [\"http%s-%s\"] on %s:%d (%d workers, %s connections)",
                  "s" if ssl_context else "", self.bound_port, self.address or "0.0.0.0",
                  self.bound_port, self.worker_count(), self.connection_limit() or "unbounded")
@@ -247,6 +275,7 @@ class Connector(Lifecycle):
         return sock
 
     def _stop(self):
+        self._close_bound_socket()               # a start that failed after init() bound it
         server, self.wsgi_server = self.wsgi_server, None
         if server is None:
             return
@@ -258,3 +287,6 @@ class Connector(Lifecycle):
         if self.adapter is not None:
             self.adapter = None
         log.info("Stopped ProtocolHandler on port %s", self.bound_port)
+
+    def _destroy(self):
+        self._close_bound_socket()               # init() bound it and the server never started

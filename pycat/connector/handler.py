@@ -7,9 +7,25 @@ What we change in pywsgi, and why:
   waits for the client's delayed ACK (~40 ms per keep-alive request).
 * Request headers are read by us with a total budget of ``maxHttpHeaderSize`` bytes (request
   line included): too long a request line → 414, too many header bytes → 431, then the
-  connection closes and the server goes on. As Tomcat, an HTTP/1.1 request without exactly one
-  Host header, a malformed header line, or a Transfer-Encoding other than "chunked" → 400. Header lines are parsed into a small
+  connection closes and the server goes on. Header lines are parsed into a small
   case-insensitive table (no email.parser), and the WSGI environ is built straight from it.
+* Strict as Tomcat 10 (each → 400, connection closed): a request line that is not
+  ``token SP target SP HTTP/1.x`` (SP or HTAB between; so no "\\x0b"/"\\x1c" separators, no
+  control characters in the target, no non-token method such as ``G<>T``); a control character
+  other than HTAB, or a CR not followed by LF, anywhere in the headers; a malformed header
+  line; more than ``maxHeaderCount`` headers; an HTTP/1.1 request without exactly one Host
+  header; a Host value that is not a host name, IPv4 or [IPv6] literal with an optional port;
+  a Transfer-Encoding other than "chunked", or any Transfer-Encoding in an HTTP/1.0 request,
+  or together with Content-Length; a Content-Length that is not digits or is above 2**63-1
+  (Tomcat's long). The checks are precompiled regexes run once per request line / header
+  block, not per-character Python loops.
+* Those early 400/414/431 answers never reach the pipeline, so, like Tomcat's
+  CoyoteAdapter.log, they are written to the access log found the way StandardEngine.logAccess
+  finds one (the Engine's AccessLogValves, else the default Host's, else its ROOT context's);
+  the parts of an unparsable request line are logged as "-".
+* A malformed body (bad chunk framing, or EOF before Content-Length bytes) raises
+  ``BadRequest`` (an OSError, Tomcat's BadRequestException) to whoever reads it; the Wrapper
+  answers it with 400, no stack trace, and the connection closes after the response.
 * ``connectionTimeout`` is the socket timeout; ``keepAliveTimeout`` applies while waiting for
   the next request on a kept-alive connection; ``maxKeepAliveRequests`` closes the connection
   (with ``Connection: close``) after that many requests.
@@ -17,11 +33,17 @@ What we change in pywsgi, and why:
   instead of waiting for idle keep-alive clients.
 """
 import logging
+import re
 import socket
 import ssl
+import time
 
 from gevent import getcurrent, sleep
-from gevent.pywsgi import WSGIHandler, WSGIServer, Input, _InvalidClientRequest
+from gevent.pywsgi import WSGIHandler, WSGIServer, Input, _InvalidClientInput, _InvalidClientRequest
+
+from pycat.connector.request import BadRequest, Request
+from pycat.connector.response import Response
+from pycat.valves.access_log import AccessLogValve
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +55,24 @@ _RESPONSE_414 = (b"HTTP/1.1 414 URI Too Long\r\nConnection: close\r\n"
 _RESPONSE_400 = (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
                  b"Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nBad Request")
 _COMBINE_LIMIT = 65536
+
+# method SP request-target SP HTTP-version CRLF. Tomcat tolerates runs of SP/HTAB between the
+# parts and a bare LF at the end; nothing else (str.split() would also split on \x0b, \x1c...).
+_REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]+([^\x00-\x20\x7f]+)[ \t]+(HTTP/1\.[01])\r?\n")
+# in the header block: control characters other than HTAB, and CR that does not end a line
+_CTL_AND_CR = bytes(range(0x20)).translate(None, b"\t\n") + b"\x7f"
+_BAD_HEADER_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")     # to name the culprit
+# a whole "name: value" header line (the block is free of CR but line ends, see above)
+_HEADER_LINE = re.compile(r"^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([^\r\n]*)\r?$", re.M)
+# Tomcat's Host parser: a name of alphanumeric labels (inner hyphens) joined by single dots,
+# an optional final dot (IPv4 literals fit the same pattern), or an [IPv6] literal; then an
+# optional :port. Empty is allowed (RFC 9112 3.2). Linear: labels are separated by the dots.
+# Unlike Tomcat, "_" is a label character: Docker/Compose service names (my_service) use it,
+# and it delimits nothing, so refusing it only breaks those deployments.
+_HOST = re.compile(r"(?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+                   r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?)(?::[0-9]{0,5})?)?")
+_MAX_CONTENT_LENGTH = 2 ** 63 - 1      # Tomcat's long: a larger Content-Length is a 400
+_GOOD_HOSTS = set()                     # Host values that passed _HOST (bounded, see read_request)
 
 
 class HeaderTooLarge(ValueError):
@@ -89,7 +129,25 @@ _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABC
 
 
 def parse_header_lines(lines):
-    """[b'Name: value\\r\\n', ...] → [(name, value)]; obs-fold continuation joined; bad names → ValueError."""
+    """[b'Name: value\\r\\n', ...] → [(name, value)]; obs-fold continuation joined.
+
+    A bad name, a control character (other than HTAB) or a CR not ending the line → ValueError."""
+    block = b"".join(lines)
+    # every deleted byte must be the CR of a CRLF: else a control character or a bare CR is there
+    # (two C-level passes; a regex with a look-ahead costs several times more)
+    if len(block) - len(block.translate(None, _CTL_AND_CR)) != block.count(b"\r\n"):
+        bad = _BAD_HEADER_BYTES.search(block)
+        raise _InvalidClientRequest("control character %r in the request headers"
+                                    % (bad.group() if bad is not None else block[:0]))
+    pairs = _HEADER_LINE.findall(block.decode("latin-1"))
+    if len(pairs) == len(lines):
+        # one "name:value" match per line: nothing folded, nothing malformed (the usual request)
+        return [(name, value.strip(" \t")) for name, value in pairs]
+    return _parse_header_lines_slowly(lines)
+
+
+def _parse_header_lines_slowly(lines):
+    """Line by line: obs-fold continuations, and the exact reason of a malformed line."""
     pairs = []
     for raw in lines:
         line = raw.decode("latin-1").rstrip("\r\n")
@@ -104,6 +162,82 @@ def parse_header_lines(lines):
             raise _InvalidClientRequest("invalid header line %r" % line[:100])
         pairs.append((name, value.strip(" \t")))
     return pairs
+
+
+def _parse_content_length(text):
+    """Content-Length → int; anything but digits up to 2**63-1 (Tomcat's long) → 400."""
+    if not (text.isascii() and text.isdigit()):
+        raise _InvalidClientRequest("Invalid Content-Length: %r" % (text[:100],))
+    if len(text) > 18:
+        digits = text.lstrip("0")
+        if len(digits) > 19 or int(digits or "0") > _MAX_CONTENT_LENGTH:
+            raise _InvalidClientRequest("Content-Length above %d: %r" % (_MAX_CONTENT_LENGTH, text[:100]))
+    return int(text)
+
+
+class _BodyInput(Input):
+    """pywsgi's Input, with a malformed body reported as BadRequest and the connection closed
+    (after it, the stream cannot be trusted to start the next request)."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler, content_length, chunked):
+        sock = handler.socket if handler.headers.get("expect") == "100-continue" else None
+        Input.__init__(self, handler.rfile, content_length, socket=sock, chunked_input=chunked)
+        self.handler = handler
+
+    def _bad(self, exc):
+        self.handler.close_connection = True
+        return BadRequest("malformed request body: %s" % " ".join(str(a) for a in exc.args))
+
+    def read(self, length=None):
+        try:
+            return Input.read(self, length)
+        except _InvalidClientInput as exc:
+            raise self._bad(exc) from None
+        except OSError as exc:
+            if type(exc) is not OSError or exc.errno is not None:
+                raise       # timeouts and resets stay what they are
+            raise self._bad(exc) from None    # pywsgi's "unexpected end of file"
+
+    def readline(self, size=None):
+        try:
+            return Input.readline(self, size)
+        except _InvalidClientInput as exc:
+            raise self._bad(exc) from None
+        except OSError as exc:
+            if type(exc) is not OSError or exc.errno is not None:
+                raise
+            raise self._bad(exc) from None
+
+
+_NO_BODY = Input(None, None)
+
+
+def access_log_valves(engine):
+    """The access logs of an Engine for requests that never reached a Host (Tomcat's
+    StandardEngine.logAccess with useDefault): the Engine's own, else the default Host's, else
+    those of the default Host's ROOT context."""
+    found = _access_logs_of(engine)
+    if found:
+        return found
+    mapping = engine.mapper.map(None, "/")
+    for container in (mapping.host, mapping.context):
+        if container is not None:
+            found = _access_logs_of(container)
+            if found:
+                return found
+    return ()
+
+
+def _access_logs_of(container):
+    return [v for v in container.pipeline.valves if isinstance(v, AccessLogValve)]
+
+
+def log_access(valves, request, response):
+    for valve in valves:
+        if valve.enabled and valve.state.available:
+            valve.log(request, response)
 
 
 class PycatHandler(WSGIHandler):
@@ -141,18 +275,46 @@ class PycatHandler(WSGIHandler):
             sock.settimeout(server.connection_timeout)
         return line.decode("latin-1")
 
+    def handle_one_request(self):
+        # pywsgi's, without its own fixed 8 KiB request-line check (which answered 414 before
+        # read_request could apply maxHttpHeaderSize and log the answer): None closes the
+        # connection, (status, bytes) answers and closes, True reads the next request
+        if self.rfile.closed:
+            return None
+        try:
+            line = self.read_requestline()
+            if line == "\r\n" or line == "\n":
+                # RFC 9112 2.2 (and Tomcat): empty lines before a request line are skipped; some
+                # clients send a CRLF after a POST body
+                line = self.read_requestline()
+        except OSError:
+            return None          # reset or timeout while idle: nothing to answer
+        if not line:
+            return None
+        self.requestline = line
+        self.response_length = 0
+        try:
+            self.read_request(self.requestline)
+        except Exception as ex:
+            return self._handle_client_error(ex)
+        self.environ = self.get_environ()
+        self.application = self.server.application
+        self.handle_one_response()
+        if self.close_connection or self.rfile.closed:
+            return None
+        return True
+
     def read_request(self, raw_requestline):
         server = self.server
         limit = server.max_header_size
-        if len(raw_requestline) > limit:
-            raise RequestLineTooLong()
-        self.requestline = raw_requestline.rstrip()
-        words = self.requestline.split()
-        if len(words) != 3:
+        match = _REQUEST_LINE.fullmatch(raw_requestline) if len(raw_requestline) <= limit else None
+        if match is None:
+            # nothing of this request was parsed: the access log shows "-" (see _log_early)
+            self.command = self.headers = None
+            if len(raw_requestline) > limit:
+                raise RequestLineTooLong()
             raise _InvalidClientRequest("Invalid request line: %r" % (raw_requestline[:200],))
-        self.command, self.path, self.request_version = words
-        if not self._check_http_version():
-            raise _InvalidClientRequest("Invalid http version: %r" % (raw_requestline[:200],))
+        self.command, self.path, self.request_version = match.groups()
         budget = limit - len(raw_requestline)
         readline = self.rfile.readline
         lines = []
@@ -160,15 +322,30 @@ class PycatHandler(WSGIHandler):
             line = readline(budget + 1)
             budget -= len(line)
             if budget < 0:
+                self.headers = None
                 raise HeaderTooLarge()
             if line == b"\r\n" or line == b"\n":
                 break
             if not line:
+                self.headers = None
                 raise _InvalidClientRequest("connection closed inside the request headers")
             lines.append(line)
-        headers = self.headers = Headers(parse_header_lines(lines))
+        try:
+            pairs = parse_header_lines(lines)
+        except ValueError:
+            self.headers = None
+            raise
+        headers = self.headers = Headers(pairs)
+        max_count = server.max_header_count
+        if 0 <= max_count < len(pairs):
+            raise _InvalidClientRequest("%d request headers, more than maxHeaderCount (%d)"
+                                        % (len(pairs), max_count))
+        http11 = self.request_version == "HTTP/1.1"
         te = headers.get("transfer-encoding")
         if te is not None:
+            if not http11:
+                # RFC 9112 6.1: HTTP/1.0 has no chunked framing; Tomcat 10.1 refuses it too
+                raise _InvalidClientRequest("Transfer-Encoding in an HTTP/1.0 request")
             if te.strip().lower() != "chunked":
                 # anything but plain chunked (gzip, chunked; chunked, chunked...) invites smuggling
                 raise _InvalidClientRequest("unsupported Transfer-Encoding: %r" % te[:100])
@@ -178,17 +355,21 @@ class PycatHandler(WSGIHandler):
                 raise _InvalidClientRequest("both Transfer-Encoding and Content-Length")
         content_length = headers.get("content-length")
         if content_length is not None:
-            if not (content_length.isascii() and content_length.isdigit()):
-                raise _InvalidClientRequest("Invalid Content-Length: %r" % (content_length,))
-            content_length = int(content_length)
+            content_length = _parse_content_length(content_length)
         self.content_length = content_length
+        host = headers.get("host")
+        if host is None:
+            if http11:
+                raise _InvalidClientRequest("HTTP/1.1 request without a Host header")
+        elif host not in _GOOD_HOSTS:
+            if _HOST.fullmatch(host) is None:
+                raise _InvalidClientRequest("%s: %r" % ("more than one Host header" if ", " in host
+                                                        else "invalid Host header", host[:100]))
+            if len(_GOOD_HOSTS) < 256 and len(host) < 300:    # a node sees few names: skip the regex
+                _GOOD_HOSTS.add(host)
         conn = headers.get("connection")
         tokens = {t.strip() for t in conn.lower().split(",")} if conn else ()
-        if self.request_version == "HTTP/1.1":
-            host = headers.get("host")
-            if host is None or "," in host:
-                raise _InvalidClientRequest("HTTP/1.1 request with %s Host header"
-                                            % ("no" if host is None else "more than one"))
+        if http11:
             self.close_connection = "close" in tokens
         else:
             self.close_connection = "keep-alive" not in tokens
@@ -230,9 +411,12 @@ class PycatHandler(WSGIHandler):
                 env[key] = value
         if "content-length" not in headers:
             env.pop("CONTENT_LENGTH", None)
-        sock = self.socket if env.get("HTTP_EXPECT") == "100-continue" else None
-        chunked = (headers.get("transfer-encoding") or "").lower() == "chunked"
-        self.wsgi_input = Input(self.rfile, self.content_length, socket=sock, chunked_input=chunked)
+        if "transfer-encoding" in headers:          # read_request let only "chunked" through
+            self.wsgi_input = _BodyInput(self, None, True)
+        elif self.content_length:
+            self.wsgi_input = _BodyInput(self, self.content_length, False)
+        else:
+            self.wsgi_input = _NO_BODY              # reads b"", discards nothing: one for all
         env["wsgi.input"] = self.wsgi_input
         env["wsgi.input_terminated"] = True
         env["pycat.handler"] = self
@@ -272,19 +456,62 @@ class PycatHandler(WSGIHandler):
 
     def _handle_client_error(self, ex):
         if isinstance(ex, OSError):
-            # timeout (connectionTimeout) or reset while reading the headers: just close, as Tomcat
+            # timeout (connectionTimeout) or reset while reading the headers: just close, as Tomcat;
+            # also pywsgi's report of a bad body found while discarding it (the response is out)
             log.debug("Closing connection from %s: %s", self.client_address, ex)
             return None
         if isinstance(ex, HeaderTooLarge):
             log.info("Request from %s: headers larger than maxHttpHeaderSize (%d)",
                      self.client_address, self.server.max_header_size)
-            return ("431", _RESPONSE_431)
-        if isinstance(ex, RequestLineTooLong):
+            answer = ("431", _RESPONSE_431)
+        elif isinstance(ex, RequestLineTooLong):
             log.info("Request from %s: request line longer than maxHttpHeaderSize", self.client_address)
-            return ("414", _RESPONSE_414)
-        log.info("Invalid request from %s: %s", self.client_address,
-                 getattr(ex, "formatted_message", None) or str(ex) or type(ex).__name__)
-        return ("400", _RESPONSE_400)
+            answer = ("414", _RESPONSE_414)
+        else:
+            log.info("Invalid request from %s: %s", self.client_address,
+                     getattr(ex, "formatted_message", None) or str(ex) or type(ex).__name__)
+            answer = ("400", _RESPONSE_400)
+        self._log_early(int(answer[0]), answer[1])
+        return answer
+
+    def _log_early(self, status, wire):
+        """Access-log an answer given before the pipeline (Tomcat's CoyoteAdapter.log)."""
+        adapter = self.server.application
+        engine = getattr(adapter, "engine", None)
+        if engine is None:
+            return      # a bare WSGI callable (benchmarks): no container, no access log
+        try:
+            valves = access_log_valves(engine)
+            if not valves:
+                return
+            command = self.command
+            # an unparsable request line: every part is "-" (%r gives "- - -"; Tomcat writes "-")
+            env = {"REQUEST_METHOD": command or "-", "pycat.handler": self, "QUERY_STRING": "",
+                   "SERVER_PROTOCOL": self.request_version if command is not None else "-",
+                   "pycat.raw_path": "-"}
+            addr = self.client_address
+            if isinstance(addr, tuple):
+                env["REMOTE_ADDR"] = addr[0]
+                env["REMOTE_PORT"] = str(addr[1])
+            if command is not None:
+                path, _, env["QUERY_STRING"] = self.path.partition("?")
+                env["pycat.raw_path"] = path
+            headers = self.headers
+            if command is not None and headers is not None:
+                for name, value in headers.pairs:
+                    key = name.upper().replace("-", "_")
+                    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                        key = "HTTP_" + key
+                    env[key] = env[key] + "," + value if key in env else value
+            request = Request(env, adapter.connector, time.time(), adapter.scheme, adapter.secure)
+            response = Response(request)
+            response.status = status
+            response.content_type = "text/plain"
+            response.set_header("Connection", "close")
+            response.write_bytes(wire.partition(b"\r\n\r\n")[2])
+            log_access(valves, request, response)
+        except Exception:
+            log.exception("Access logging of an early %d answer failed", status)
 
     def log_request(self):
         pass   # access logging is the AccessLogValve's job
@@ -296,6 +523,7 @@ class PycatWSGIServer(WSGIServer):
     keep_alive_timeout = 20.0
     max_keep_alive_requests = 100
     max_header_size = 8192
+    max_header_count = 100
     socket_hook = None
 
     def __init__(self, *args, **kwargs):

@@ -30,6 +30,15 @@ def _wsgi_str(text):
     return text if text.isascii() else text.encode("utf-8").decode("latin-1")
 
 
+class BadRequest(OSError):
+    """The client sent a malformed request body (bad chunk framing, or it ended early).
+
+    Tomcat's BadRequestException: an IOError to the servlet reading the body (it may catch it),
+    and a 400 without a stack trace when it escapes the servlet. The connection is closed after
+    the response, since the rest of the stream cannot be trusted to start a request.
+    """
+
+
 def parse_cookie_header(value):
     cookies = {}
     if not value:
@@ -319,11 +328,23 @@ class Request:
                          self.request_uri, limit)
                 self.attributes["pycat.parameters.parse_failed"] = "maxPostSize"
                 return params
+            except BadRequest as exc:
+                # as Tomcat's parseParameters: the form parameters are just missing (the connection
+                # closes after this response); read_body() itself raises, for servlets that care
+                log.info("Parameters of %s not parsed: %s", self.request_uri, exc)
+                self.attributes["pycat.parameters.parse_failed"] = "badBody"
+                return params
             add(parse_qsl(body.decode(encoding, "replace"), keep_blank_values=True,
                           encoding=encoding, errors="replace"))
         elif self.method in ("POST", "PUT") and ctype == "multipart/form-data":
             # the text fields of a multipart form are parameters too; files are in self.parts
-            add((p.name, p.text(encoding)) for p in self.parts if p.filename is None and p.name is not None)
+            try:
+                parts = self.parts
+            except BadRequest as exc:
+                log.info("Parameters of %s not parsed: %s", self.request_uri, exc)
+                self.attributes["pycat.parameters.parse_failed"] = "badBody"
+                return params
+            add((p.name, p.text(encoding)) for p in parts if p.filename is None and p.name is not None)
         return params
 
     def get_parameter(self, name, default=None):

@@ -109,6 +109,8 @@ class Context(ServletContextMixin, ContainerBase):
     allow_casual_multipart_parsing = Attr(bool, False, "Kept for compatibility")
     session_timeout = Attr(int, 30, "Session timeout in minutes (web.xml session-config wins)")
     config_file = Attr(str, None, "The context.xml this Context came from")
+    allow_linking = Attr(bool, False, "Static files may be reached through symbolic links (never into "
+                                      "WEB-INF/META-INF)")
 
     def __init__(self):
         super().__init__()

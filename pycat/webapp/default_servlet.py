@@ -1,7 +1,11 @@
 """DefaultServlet: static files from the Context's docBase (Tomcat's DefaultServlet).
 
-* Never outside docBase: the (already normalized) path is joined to docBase, resolved with
-  realpath (symlinks too) and must stay inside it; WEB-INF/ and META-INF/ are 404.
+* The (already normalized) path is joined to docBase and cannot climb out of it; WEB-INF/ and
+  META-INF/ are 404. Symbolic links, as Tomcat: by default a path through any link is 404 (its
+  realpath must be the path itself). With the Context's ``allowLinking="true"`` links are
+  followed, also out of docBase as in Tomcat, but never to a WEB-INF or META-INF folder: the
+  resolved path is checked too, so ``ln -s WEB-INF pub`` does not publish web.xml.
+* A file asked for with a trailing slash ("/index.html/") is 404, as in Tomcat.
 * Directories: "/dir" → 302 to "/dir/"; "/dir/" → the first welcome file that exists (served in
   place), or a welcome name mapped to a servlet (forwarded), or a listing when the ``listings``
   init-param is true; otherwise 404.
@@ -22,6 +26,7 @@ from pycat.webapp.servlet import HttpServlet
 log = logging.getLogger(__name__)
 
 _BUFFER_LIMIT = 65536      # files up to this size are sent in the same write as the headers
+_PROTECTED = ("WEB-INF", "META-INF")
 _CHUNK = 65536
 
 
@@ -101,19 +106,29 @@ class DefaultServlet(HttpServlet):
         return request.path_info if request.path_info is not None else (request.servlet_path or "/")
 
     def resolve(self, context, rel):
-        """rel → absolute path inside docBase, or None (outside, protected or odd)."""
+        """rel → absolute path of the file to serve, or None (outside, protected, a link not
+        allowed, or odd)."""
         if "\x00" in rel or "\\" in rel:
             return None
         parts = [p for p in rel.split("/") if p]
         if any(p in ("..", ".") for p in parts):
             return None
-        if parts and parts[0].upper() in ("WEB-INF", "META-INF"):
+        if parts and parts[0].upper() in _PROTECTED:
             return None
-        base = context.doc_base_path
-        target = os.path.realpath(os.path.join(base, *parts))
-        if target != base and not target.startswith(base.rstrip(os.sep) + os.sep):
+        base = context.doc_base_path        # itself a realpath (Context start)
+        joined = os.path.join(base, *parts)
+        target = os.path.realpath(joined)
+        if target == joined:
+            return target                   # no link on the way: the common case, one realpath
+        if not context.allow_linking:
             return None
-        return target
+        inside = base.rstrip(os.sep) + os.sep
+        if target.startswith(inside):
+            protected = target[len(inside):].split(os.sep, 1)[0].upper() in _PROTECTED
+        else:
+            # out of docBase (allowed, as Tomcat): still not into another app's private folders
+            protected = any(p.upper() in _PROTECTED for p in target.split(os.sep))
+        return None if protected else target
 
     def serve(self, request, response, content=True):
         context = request.context
@@ -124,6 +139,10 @@ class DefaultServlet(HttpServlet):
             return
         if os.path.isdir(path):
             self.serve_directory(request, response, rel, path, content)
+            return
+        if rel.endswith("/"):
+            # "/index.html/" names a folder and this is a file (Tomcat: 404, not the file)
+            self._not_found(request, response)
             return
         self.serve_file(request, response, path, content)
 
@@ -163,10 +182,11 @@ class DefaultServlet(HttpServlet):
 
     def render_listing(self, request, response, rel, path, content):
         names = []
+        context = request.context
         for name in sorted(os.listdir(path)):
-            if rel == "/" and name.upper() in ("WEB-INF", "META-INF"):
-                continue
-            full = os.path.join(path, name)
+            full = self.resolve(context, rel + name)
+            if full is None:
+                continue    # WEB-INF/META-INF, or a link that would not be served
             names.append(name + ("/" if os.path.isdir(full) else ""))
         title = html.escape("Directory Listing For [%s]" % rel)
         rows = "".join('<li><a href="%s">%s</a></li>' % (html.escape(n, quote=True), html.escape(n))

@@ -104,14 +104,43 @@ def test_keep_alive_round_trip_is_fast(tree):
     assert in_thread(client) < 0.02
 
 
-def test_headers_and_small_body_leave_in_one_write(tree):
-    # one recv() normally gets it all when it was one send()
-    sock = gevent.socket.create_connection(("127.0.0.1", tree.port))
-    sock.sendall(b"GET /app/echo/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    first = sock.recv(65536)
-    sock.close()
-    status, headers, body, _ = parse_response(first)
-    assert status == 200 and body == b"GET /echo/x q="
+def test_headers_and_small_body_leave_in_one_write(tmp_path, monkeypatch):
+    """Status line, headers and a small body go to the kernel in ONE send (see handler.py).
+
+    Observed in-process: every send of the server's sockets (gevent's socket.send, which sendall
+    uses chunk by chunk) is recorded, so a split into two writes is seen whatever the client's
+    recv() happens to coalesce. Positive control: a streamed response is seen as several writes."""
+    server_socks = []
+    writes = []
+    cls = type(gevent.socket.socket())
+    for name in ("send", "sendmsg", "sendto"):
+        original = getattr(cls, name)
+
+        def spy(self, data, *args, _original=original, **kwargs):
+            sent = _original(self, data, *args, **kwargs)
+            if any(self is s for s in server_socks):
+                writes.append(bytes(data) if not isinstance(data, list) else b"".join(map(bytes, data)))
+            return sent
+        monkeypatch.setattr(cls, name, spy)
+    tree = Tree(tmp_path, contexts={"/app": {"servlets": [("echo", Echo(), ["/echo/*"]),
+                                                       ("stream", Streaming(), ["/stream"])]}}, start=False)
+    tree.connector.socket_hook = server_socks.append
+    tree.server.start()
+    try:
+        for path, body in (("/app/echo/x", b"GET /echo/x q="), ("/app/echo/y", b"GET /echo/y q=")):
+            del writes[:]
+            data = raw_exchange(tree.port, ("GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                                             % path).encode())
+            assert parse_response(data)[:3:2] == (200, body)
+            assert len(writes) == 1, writes                     # one write: head and body together
+            assert writes[0] == data and writes[0].endswith(b"\r\n\r\n" + body)
+        # positive control: the spy does see separate writes when there are some
+        del writes[:]
+        data = raw_exchange(tree.port, b"GET /app/stream HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        assert parse_response(data)[2] == b"part0;part1;part2;"
+        assert len(writes) >= 4 and b"".join(writes) == data
+    finally:
+        tree.stop()
 
 
 def test_oversized_headers_get_431_and_server_goes_on(tree):
