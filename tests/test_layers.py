@@ -8,7 +8,7 @@ ROOT = pathlib.Path(pycat.__file__).parent
 
 # each layer may import only from itself and the layers before it
 LAYERS = [
-    {"errors", "lifecycle", "attrs", "reflect", "fileutil", "netutil", "__init__"},
+    {"errors", "lifecycle", "attrs", "reflect", "fileutil", "netutil", "xmlsafe", "__init__"},
     {"tribes"},
     {"session", "webapp", "core", "connector", "valves", "realm"},
     {"ha"},

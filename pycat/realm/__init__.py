@@ -1,1 +1,2 @@
-"""Realms: parsed and kept; authentication is enforced in a later version."""
+"""Realms and login: who the users are (realms.py, user_database.py, credential.py) and how a
+request proves it (authenticator.py, constraints.py), enforced for web.xml security constraints."""

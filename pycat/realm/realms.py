@@ -6,11 +6,14 @@ A Context uses its own Realm, else its Host's, else its Engine's (``get_realm()`
 
 * MemoryRealm: users from ``pathname`` (a tomcat-users.xml, relative to CATALINA_BASE).
 * UserDatabaseRealm: users from the Server's GlobalNamingResources ``<Resource name=resourceName>``
-  whose ``pathname`` is the tomcat-users.xml (re-read when the file changes, like Tomcat's
-  MemoryUserDatabase with watchSource).
+  whose ``pathname`` is the tomcat-users.xml.
 * CombinedRealm: nested realms asked in order; the first that authenticates wins.
 * LockOutRealm: a CombinedRealm that locks a user out for ``lockOutTime`` seconds after
   ``failureCount`` consecutive failures — even the right password fails meanwhile.
+
+MemoryRealm and UserDatabaseRealm re-read their file when it changed, checked at each
+authentication and on each background tick (Tomcat's MemoryUserDatabase with watchSource checks
+only on the tick), so a user added to tomcat-users.xml can log in at once.
 
 Passwords are compared by the realm's CredentialHandler (clear text when none is configured);
 an unknown user still costs one comparison, so response times do not tell which names exist.
@@ -203,19 +206,65 @@ class LockOutRealm(CombinedRealm):
 
 
 class _FileRealm(RealmBase):
-    """A realm over one tomcat-users.xml, re-read when the file changes."""
+    """A realm over one tomcat-users.xml, re-read when the file changes.
+
+    The file is checked at every authentication, not only on the background tick: an operator
+    who adds a user expects the next login to work, and the check is one ``os.stat`` beside a
+    password comparison that costs far more. The signature compared is (inode, size, mtime in
+    ns), so an editor that saves by renaming a new file over the old one is noticed even
+    within one mtime tick. A file that does not parse (caught half-written, or a typo) leaves
+    the previous users in place; it is logged once and not parsed again until it changes.
+    """
 
     def __init__(self):
         super().__init__()
         self.database = None
+        self._signature = None           # of the file the current users were read from
+        self._failed_signature = None    # of the last version that did not load
 
     def users_file(self):
         raise NotImplementedError
 
+    @staticmethod
+    def _file_signature(path):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
     def _start(self):
         super()._start()
-        self.database = UserDatabase.load(self.users_file())
+        path = self.users_file()
+        signature = self._file_signature(path)
+        self.database = UserDatabase.load(path)
+        self._signature, self._failed_signature = signature, None
         log.info("%s: %d users from %s", type(self).__name__, len(self.database.users), self.database.pathname)
+
+    def reload_if_changed(self):
+        """Re-read the users file if it changed since it was read; True when new users are in place."""
+        db = self.database
+        if db is None or db.pathname is None:
+            return False
+        signature = self._file_signature(db.pathname)
+        # a missing file (an editor between delete and rename) keeps the users we have
+        if signature is None or signature == self._signature or signature == self._failed_signature:
+            return False
+        try:
+            fresh = UserDatabase.load(db.pathname)
+        except Exception as exc:
+            self._failed_signature = signature
+            log.error("%s: reloading %s failed (%s); the previous %d users stay", type(self).__name__,
+                      db.pathname, exc, len(db.users))
+            return False
+        self.database, self._signature, self._failed_signature = fresh, signature, None
+        log.info("%s: reloaded %s (%d users)", type(self).__name__, db.pathname, len(fresh.users))
+        return True
+
+    def authenticate(self, username, password):
+        if self.state.available:
+            self.reload_if_changed()
+        return super().authenticate(username, password)
 
     def get_user(self, username):
         db = self.database
@@ -224,14 +273,7 @@ class _FileRealm(RealmBase):
 
     def background_process(self):
         super().background_process()
-        db = self.database
-        if db is not None and db.changed_on_disk():
-            try:
-                self.database = UserDatabase.load(db.pathname)
-                log.info("%s: reloaded %s", type(self).__name__, db.pathname)
-            except Exception:
-                log.exception("%s: reloading %s failed; the previous users stay", type(self).__name__,
-                              db.pathname)
+        self.reload_if_changed()
 
 
 class UserDatabaseRealm(_FileRealm):

@@ -8,7 +8,7 @@ GET /examples/session?op=...
   set          set attribute ``name`` to ``value``
   remove       remove attribute ``name``
   invalidate   invalidate the session
-  change       change_session_id() (what a login does against session fixation)
+  change       change_session_id() (what a login does against session fixation); 409 without a session
   timeout      session.max_inactive_interval = ``seconds``
   url          response.encode_url of a link back here (``;jsessionid=`` when cookies cannot carry it)
   unpicklable  store a generator (cannot be serialised: a distributable app answers 500 naming it)
@@ -76,8 +76,11 @@ class SessionServlet(HttpServlet):
             out = "invalidated"
         elif op == "change":
             old = request.get_session(False)
-            old_id = old.id if old is not None else None
-            out = "old=%s new=%s" % (old_id, request.change_session_id())
+            if old is None:
+                # change_session_id() needs a session; say so instead of a 500 from the example
+                response.send_error(409, "no session to change: open ?op=inc first")
+                return
+            out = "old=%s new=%s" % (old.id, request.change_session_id())
         elif op == "timeout":
             session = request.session
             session.max_inactive_interval = int(request.get_parameter("seconds", "1"))
