@@ -3,7 +3,14 @@
 ``ManagerBase`` is Tomcat's ManagerBase: the live table, ids, limits, expiry, statistics and
 the listener list. Its seams for the cluster's DeltaManager/BackupManager are
 ``create_empty_session`` (which Session class), ``create_session``, ``add``, ``remove``,
-``find_session``, ``change_session_id`` and ``check_serializable``.
+``find_session``, ``change_session_id``, ``check_serializable`` and ``attribute_observer`` (an
+AttributeObserver every session it makes reports attribute reads, writes and removals to).
+
+Values in and out: ``dump_value(value)`` and ``load_value(blob, trusted)`` are the only way the
+manager's sessions' values become bytes and come back (pycat.session.values), for every source:
+the restart file, the stores, the cluster. They apply ``sessionAttributeValueClassNameFilter`` and
+bind the app's import loader; ``encode_session``/``decode_session`` do a whole session record with
+them, leaving out (with a warning) what the filter refuses.
 
 ``StandardManager`` adds persistence across a graceful restart: ``stop()`` saves every valid
 session to ``pathname`` (see persistence.py for the format), ``start()`` loads and deletes it.
@@ -12,11 +19,12 @@ import collections
 import gc
 import logging
 import os
+import re
 import time
 
 from pycat.attrs import Attr
 from pycat.lifecycle import Lifecycle
-from pycat.session import persistence
+from pycat.session import persistence, values
 from pycat.session.errors import NotSerializableError, TooManyActiveSessions
 from pycat.session.events import SessionListeners
 from pycat.session.id_generator import SessionIdGenerator, parse_session_id
@@ -30,6 +38,8 @@ TIMING_STATS_SIZE = 100
 
 class ManagerBase(Lifecycle):
     session_class = Session
+    #: the AttributeObserver of every session this manager makes (None: nobody observes)
+    attribute_observer = None
 
     name = Attr(str, None, "manager name (the context's name by default)")
     max_active_sessions = Attr(int, -1, "most live sessions; beyond it create_session is refused (-1: no limit)")
@@ -41,6 +51,12 @@ class ManagerBase(Lifecycle):
     secure_random_algorithm = Attr(str, None, "accepted for Tomcat compatibility; ignored (secrets is used)")
     secure_random_class = Attr(str, None, "accepted for Tomcat compatibility; ignored")
     secure_random_provider = Attr(str, None, "accepted for Tomcat compatibility; ignored")
+    session_attribute_value_class_name_filter = Attr(
+        str, None, "regex (fullmatch) on module.QualName of the attribute values written to and loaded "
+                   "from the restart file or a store, and of every class or function a saved value "
+                   "references when it is loaded back (refused ones are dropped with a warning; app "
+                   "classes may be named as the app imports them, e.g. cart\\.Cart). Unset: those "
+                   "sources are trusted completely (values are pickles)")
 
     def __init__(self):
         super().__init__()
@@ -62,6 +78,8 @@ class ManagerBase(Lifecycle):
         self.session_max_alive_time = 0.0
         self.process_expires_time = 0.0
         self._expiration_timings = collections.deque(maxlen=TIMING_STATS_SIZE)
+        self._filter_source = None
+        self._filter = None
 
     # -- configuration seams ---------------------------------------------------------------
     def set_session_id_generator(self, generator):
@@ -80,6 +98,7 @@ class ManagerBase(Lifecycle):
             if getattr(self, attr):
                 log.debug("%s: %s=%r ignored: session ids always come from Python's secrets",
                           self.component_name, attr, getattr(self, attr))
+        self.value_class_filter()      # a bad pattern fails the manager's init, not the first save
 
     # -- the live table ------------------------------------------------------------------------
     @property
@@ -173,16 +192,63 @@ class ManagerBase(Lifecycle):
     def check_serializable(self, name, value):
         """Raise NotSerializableError unless value can travel (only asked when distributable)."""
         try:
-            self.dump_value(value)
+            values.dump(value)
         except Exception as exc:
             raise NotSerializableError(name, value, "%s: %s" % (type(exc).__name__, exc)) from None
 
-    # serialisation seams: a context with its own import isolation may wrap these
-    def dump_value(self, value):
-        return persistence.dump_value(value)
+    # -- values in and out (pycat.session.values) ------------------------------------------------
+    @property
+    def app_loader(self):
+        """The Context's import loader (WebappLoader), None outside a Context."""
+        return getattr(self.context, "loader", None)
 
-    def load_value(self, blob):
-        return persistence.load_value(blob)
+    def value_class_filter(self):
+        """sessionAttributeValueClassNameFilter compiled, or None (recompiled when it changes)."""
+        source = self.session_attribute_value_class_name_filter or None
+        if source != self._filter_source:
+            self._filter = re.compile(source) if source else None
+            self._filter_source = source
+        return self._filter
+
+    def dump_value(self, value):
+        """The bytes of one attribute value; ValueRefused when the class filter refuses it."""
+        return values.dump(value, self.value_class_filter(), self.app_loader)
+
+    def load_value(self, blob, trusted=True):
+        """One attribute value back from its bytes, for every source. ``trusted``: a source only
+        the nodes' user can write (the restart file, a store); an untrusted one (a cluster peer
+        that did not authenticate) with no filter configured yields plain values only.
+        ValueRefused when the filter or that rule refuses it."""
+        return values.load(blob, trusted, self.value_class_filter(), self.app_loader)
+
+    def encode_session(self, session):
+        """The record bytes of a session (persistence.py); values the filter refuses or that cannot
+        be serialised are left out with a warning."""
+        def skip(name, exc):
+            if isinstance(exc, values.ValueRefused):
+                log.warning("%s: session %s: attribute %r not persisted: class %s", self.component_name,
+                            session.id, name, exc)
+            else:
+                log.warning("%s: session %s: attribute %r (%s) not persisted, it cannot be serialised: %s",
+                            self.component_name, session.id, name,
+                            values.class_name(type(session.raw_attributes()[name])), exc)
+        # the filter and the loader looked up once per session, not once per value
+        dump = values.dump_function(self.value_class_filter(), self.app_loader)
+        return persistence.encode_session(session, dump, skip)
+
+    def decode_session(self, payload, trusted=True):
+        """A session (not added, nobody told) from record bytes; RecordError when damaged. A value
+        refused by the filter (or, from an untrusted source, not plain) is left out with a warning."""
+        def refused(session_id, name, exc):
+            log.warning("%s: session %s: saved attribute %r not loaded: class %s", self.component_name,
+                        session_id, name, exc)
+        # load_value's work with the filter and the loader looked up once per record, not per value
+        loader = self.app_loader
+        load = values.load_function(trusted, self.value_class_filter(), loader)
+        if loader is None:
+            return persistence.decode_session(payload, self.create_empty_session, load, refused)
+        with values.bound(loader):
+            return persistence.decode_session(payload, self.create_empty_session, load, refused)
 
     # -- periodic work ---------------------------------------------------------------------------
     def background_process(self):
@@ -258,33 +324,35 @@ class StandardManager(ManagerBase):
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            try:
-                announced = persistence.check_header(data, path)
-            except persistence.RecordError as exc:
-                log.error("%s: %s", self.component_name, exc)
-                self._quarantine(path)
-                return 0
-            for payload in persistence.iter_records(data, path):
+            # the app's loader bound once for the file (binding costs microseconds, per value)
+            with values.bound(self.app_loader):
                 try:
-                    session = persistence.decode_session(payload, self.create_empty_session, self.load_value)
+                    announced = persistence.check_header(data, path)
                 except persistence.RecordError as exc:
-                    skipped += 1
-                    log.error("%s: %s: a saved session could not be restored, skipped: %s",
-                              self.component_name, path, exc)
-                    continue
-                interval = session.max_inactive_interval
-                if not session.valid or (interval > 0 and now - session.this_accessed_time >= interval):
-                    expired += 1
-                    continue
-                if session.id in self._sessions or parse_session_id(session.id) is None:
-                    skipped += 1
-                    log.warning("%s: saved session %r duplicates a live one or has a bad id, skipped",
-                                self.component_name, session.id)
-                    continue
-                self.add(session)
-                session.activate()
-                self.session_counter += 1
-                loaded += 1
+                    log.error("%s: %s", self.component_name, exc)
+                    self._quarantine(path)
+                    return 0
+                for payload in persistence.iter_records(data, path):
+                    try:
+                        session = self.decode_session(payload, trusted=True)   # our own 0600 file
+                    except persistence.RecordError as exc:
+                        skipped += 1
+                        log.error("%s: %s: a saved session could not be restored, skipped: %s",
+                                  self.component_name, path, exc)
+                        continue
+                    interval = session.max_inactive_interval
+                    if not session.valid or (interval > 0 and now - session.this_accessed_time >= interval):
+                        expired += 1
+                        continue
+                    if session.id in self._sessions or parse_session_id(session.id) is None:
+                        skipped += 1
+                        log.warning("%s: saved session %r duplicates a live one or has a bad id, skipped",
+                                    self.component_name, session.id)
+                        continue
+                    self.add(session)
+                    session.activate()
+                    self.session_counter += 1
+                    loaded += 1
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -312,8 +380,7 @@ class StandardManager(ManagerBase):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         for session in sessions:
             session.passivate()
-        dump = self.dump_value
-        records = (persistence.encode_session(s, dump) for s in sessions)
+        records = (self.encode_session(s) for s in sessions)
         persistence.save_file(path, records, len(sessions))
         for session in sessions:
             session.expire(notify=False)

@@ -20,21 +20,25 @@ All integers big-endian. The file::
              attr_count u32, then per attribute:
                  name_len u32, name (UTF-8), value_len u32, value (a dill blob)
 
-Values are pickled with the standard pickler when it can, else with dill; every blob loads
-with ``dill.loads`` (we try the C unpickler first: same stream format, faster). Only attribute values are blobs: metadata never goes through pickle.
+Values are blobs of pycat.session.values (``dump``/``load``: pickle, dill when pickle cannot);
+this module never turns bytes into objects itself, it hands each blob to the ``load`` it is given
+(the manager's ``load_value``, which applies the class filter and binds the app's loader). Only
+attribute values are blobs: metadata never goes through pickle.
 A record whose CRC fails, whose length runs past the end, or whose blob cannot be loaded
-(truncated, unknown class) is skipped with a log line and the records after it still load.
-The file is written by this node only, which is why loading its blobs is acceptable; it is
-created 0600 (FILE_MODE) whatever the umask, so no other local user can read or replace it.
+(truncated, unknown class) is skipped with a log line and the records after it still load; a
+value the load's policy refuses (ValueRefused) costs only that attribute.
+The file is written by this node only, which is why it is a trusted source; it is created 0600
+(FILE_MODE) whatever the umask, so no other local user can read or replace it.
 """
 import logging
 import mmap
 import os
-import pickle
 import struct
 import zlib
 
 from pycat.fileutil import atomic_write
+from pycat.session.values import ValueRefused
+from pycat.session.values import dump as dump_value  # the default for encode_session; bench uses it
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +59,6 @@ FLAG_VALID = 2
 
 class RecordError(ValueError):
     """A session record could not be decoded."""
-
-
-# -- attribute values -------------------------------------------------------------------------
-def dump_value(value):
-    """bytes loadable by ``load_value``; raises what the picklers raise if the value refuses."""
-    try:
-        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        # lambdas, closures, locally defined classes...: dill handles what pickle cannot. Imported
-        # here: a node whose sessions hold plain values never pays dill's ~3 MB.
-        import dill
-        return dill.dumps(value, pickle.HIGHEST_PROTOCOL)
-
-
-def load_value(blob):
-    try:
-        # dill's output is a standard pickle stream (its reducers are importable functions), so
-        # the C unpickler reads almost every blob, four times faster than dill's subclass
-        return pickle.loads(blob)
-    except Exception:
-        import dill
-        return dill.loads(blob)
 
 
 # -- one session --------------------------------------------------------------------------------
@@ -106,9 +88,11 @@ def encode_session(session, dump=dump_value, skip=None):
     return head + b"".join(parts)
 
 
-def decode_session(payload, new_session, load=load_value):
+def decode_session(payload, new_session, load, refused=None):
     """Fill ``new_session()`` (an empty Session) from record bytes; RecordError if malformed.
-    The session is not added to any manager and no listener is called."""
+    ``load(blob)`` turns each value blob into the value. A value it refuses (ValueRefused) is left
+    out and ``refused(session_id, name, exc)`` is told (default: a warning). The session is not
+    added to any manager and no listener is called."""
     try:
         view = memoryview(payload)
         (id_len,) = _U16.unpack_from(view, 0)
@@ -131,6 +115,11 @@ def decode_session(payload, new_session, load=load_value):
             pos += 4 + n
             try:
                 attributes[name] = load(bytes(blob))
+            except ValueRefused as exc:
+                if refused is not None:
+                    refused(sid, name, exc)
+                else:
+                    log.warning("session %s: attribute %r not loaded: %s", sid, name, exc)
             except Exception as exc:
                 raise RecordError("attribute %r: %s: %s" % (name, type(exc).__name__, exc)) from exc
         if pos != len(view):

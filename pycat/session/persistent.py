@@ -24,9 +24,10 @@ Store trouble (disk, database down) never reaches the caller: it is logged (at m
 error line per STORE_ERROR_INTERVAL seconds, the rest at debug) and the manager serves from
 memory; the store reconnects on its next operation.
 
-sessionAttributeValueClassNameFilter (on the <Manager>): a regex matched (fullmatch) against
-``module.QualName`` of each attribute value when saving, and of every class or function a stored
-value references when loading (a restricted unpickler that refuses before importing anything),
+sessionAttributeValueClassNameFilter (on the <Manager>, ManagerBase's, so StandardManager's
+restart file honours it too): a regex matched (fullmatch) against ``module.QualName`` of each
+attribute value when saving, and of every class or function a stored value references when
+loading (pycat.session.values: a restricted unpickler that refuses before importing anything),
 so a store written by someone else cannot make us import arbitrary classes or call arbitrary
 functions. Values that do not match are left out, with a warning naming session, attribute and
 class; the rest of the session loads. Unset (the default, as in Tomcat) nothing is filtered: the
@@ -37,21 +38,18 @@ any code. So:
   every record 0600; give a JDBC store's table to that database user only);
 * when anyone else could write to it (a shared folder, a database other applications use), set
   the filter to exactly the classes your application stores, e.g.
-  ``builtins\.(str|int|float|bool|list|dict|tuple|set|NoneType)|myapp\.cart\.Cart``. Never allow
-  a whole module of callables such as ``builtins\..*``: ``builtins.eval`` would match too;
+  ``builtins\.(str|int|float|bool|list|dict|tuple|set|NoneType)|cart\.Cart`` (an app class as the
+  app imports it, or with its full ``_pycat_webapp_...`` name). Never allow a whole module of
+  callables such as ``builtins\..*``: ``builtins.eval`` would match too;
 * a value whose class does not match is not written to the store either, so a node stores only
   what every node will accept.
 """
-import io
 import logging
-import pickle
-import re
 import time
 
 import gevent.event
 
 from pycat.attrs import Attr
-from pycat.session import persistence
 from pycat.session.id_generator import parse_session_id
 from pycat.session.manager import ManagerBase
 from pycat.session.session import Session
@@ -61,29 +59,6 @@ log = logging.getLogger(__name__)
 #: note holding the last_accessed_time of the copy in the store (Tomcat's PERSISTED_LAST_ACCESSED_TIME)
 PERSISTED_NOTE = "pycat.persisted_last_accessed_time"
 STORE_ERROR_INTERVAL = 10.0
-
-_FILTERED = object()
-
-
-class AttributeFiltered(Exception):
-    """A value's class does not match sessionAttributeValueClassNameFilter."""
-
-
-def class_name(value):
-    t = type(value)
-    return "%s.%s" % (t.__module__, t.__qualname__)
-
-
-class _FilteredUnpickler(pickle.Unpickler):
-    def __init__(self, data, pattern):
-        super().__init__(io.BytesIO(data))
-        self._pattern = pattern
-
-    def find_class(self, module, name):
-        full = "%s.%s" % (module, name)
-        if not self._pattern.fullmatch(full):
-            raise AttributeFiltered(full)
-        return super().find_class(module, name)
 
 
 class PersistentSession(Session):
@@ -103,18 +78,11 @@ class PersistentManager(ManagerBase):
     max_idle_backup = Attr(int, -1, "seconds idle before a session is backed up to the store "
                                     "(-1: never; 0: also at the end of every request)")
     save_on_restart = Attr(bool, True, "write every session to the store on stop")
-    session_attribute_value_class_name_filter = Attr(
-        str, None, "regex (fullmatch) on module.QualName of the attribute values allowed into the store, "
-                   "and of every class a stored value references when it is loaded back (refused ones "
-                   "are dropped with a warning). Unset: the store is trusted completely (values are "
-                   "pickles); set it when anyone but the nodes' user can write to the store")
 
     def __init__(self):
         super().__init__()
         self.store = None
         self._swapping = {}            # id -> AsyncResult of a swap-in in progress
-        self._filter_source = None
-        self._filter = None
         self._store_error_at = None    # monotonic time of the last logged store error
         self._store_errors_hidden = 0
         self._store_failing = False
@@ -129,10 +97,6 @@ class PersistentManager(ManagerBase):
 
     def get_store(self):
         return self.store
-
-    def _init(self):
-        super()._init()
-        self._compile_filter()
 
     def _start(self):
         if self.store is None:
@@ -335,53 +299,6 @@ class PersistentManager(ManagerBase):
             if idle >= self.max_idle_backup and session.get_note(PERSISTED_NOTE) != session.last_accessed_time:
                 written += self.backup(session)
         return written
-
-    # -- what goes into the store ----------------------------------------------------------------
-    def _compile_filter(self):
-        source = self.session_attribute_value_class_name_filter or None
-        if source != self._filter_source:
-            self._filter = re.compile(source) if source else None
-            self._filter_source = source
-        return self._filter
-
-    def encode_for_store(self, session):
-        pattern = self._compile_filter()
-        plain = self.dump_value
-
-        def dump(value):
-            if pattern is not None and not pattern.fullmatch(class_name(value)):
-                raise AttributeFiltered(class_name(value))
-            return plain(value)
-
-        def skip(name, exc):
-            if isinstance(exc, AttributeFiltered):
-                log.warning("%s: session %s: attribute %r not persisted: class %s does not match "
-                            "sessionAttributeValueClassNameFilter", self.component_name, session.id, name, exc)
-            else:
-                log.warning("%s: session %s: attribute %r (%s) not persisted, it cannot be serialised: %s",
-                            self.component_name, session.id, name, class_name(session.raw_attributes()[name]), exc)
-        return persistence.encode_session(session, dump, skip)
-
-    def load_for_store(self, blob):
-        """A stored value, or a marker (dropped by drop_filtered) when the filter refuses it."""
-        pattern = self._compile_filter()
-        if pattern is None:
-            return self.load_value(blob)
-        try:
-            value = _FilteredUnpickler(blob, pattern).load()
-        except AttributeFiltered as exc:
-            return (_FILTERED, str(exc))
-        if not pattern.fullmatch(class_name(value)):
-            return (_FILTERED, class_name(value))
-        return value
-
-    def drop_filtered(self, session):
-        attributes = session.raw_attributes()
-        for name, value in list(attributes.items()):
-            if type(value) is tuple and len(value) == 2 and value[0] is _FILTERED:
-                del attributes[name]
-                log.warning("%s: session %s: stored attribute %r not loaded: class %s does not match "
-                            "sessionAttributeValueClassNameFilter", self.component_name, session.id, name, value[1])
 
     # -- store error reporting ---------------------------------------------------------------------
     def _store_failed(self, op, session_id, exc):

@@ -3,11 +3,15 @@
 Times are float seconds from ``manager.clock`` (``time.time`` unless a test injects one).
 ``max_inactive_interval`` is in seconds; ``<= 0`` means the session never expires.
 
-Attribute storage and change notification live in exactly one place, ``set_attribute`` /
-``_remove_attribute_internal``; after the value is stored they call the hooks
-``_on_attribute_set(name, value, old)`` and ``_on_attribute_removed(name, old)`` (no-ops here),
-which the cluster's DeltaSession overrides to record the request's delta. ``track=False``
-applies a change without calling the hooks (a replicated change must not be re-recorded).
+Every read of an attribute goes through ``_read`` (``get_attribute``, ``[]``, ``get``, ``in``)
+or ``attribute_names`` (iteration, ``keys``; ``items``/``values`` come through both), every write
+through ``set_attribute`` and every removal through ``_remove_attribute_internal``. Those three
+places report to the session's ``observer`` (an AttributeObserver, or None: then the cost is one
+attribute check): replication records a request's changes from the writes and removals, and finds
+values changed in place by comparing a digest of each value it heard read with its digest at the
+end of the request. ``track=False`` applies a change without reporting it (a replicated change must
+not be re-recorded); the container's own reads (serialisers, passivation) use ``raw_attributes``
+and are not reported either.
 """
 import collections.abc
 import logging
@@ -20,12 +24,36 @@ log = logging.getLogger(__name__)
 _MISSING = object()
 
 
+class AttributeObserver:
+    """What a session reports about its attributes (every method is optional to override).
+
+    ``attribute_read(session, name, value)``: the app learned the attribute: its value, its
+    presence (``in``) or its name (iteration). Heard for present attributes only, and possibly
+    more than once per request (``items()`` reads each name and then its value): an observer
+    keeps the first thing it heard if that matters (a digest taken before any change in place).
+    ``attribute_written(session, name, value, old)``: the value is stored; ``old`` is the value
+    it replaced or None. ``attribute_removed(session, name, old)``: the attribute is gone.
+    Writes and removals are reported after the change and before the listeners run; a write
+    made with ``track=False`` is not reported. ``len()`` identifies no attribute and reports nothing.
+    """
+    __slots__ = ()
+
+    def attribute_read(self, session, name, value):
+        pass
+
+    def attribute_written(self, session, name, value, old):
+        pass
+
+    def attribute_removed(self, session, name, old):
+        pass
+
+
 class Session(collections.abc.MutableMapping):
     # slots: 100k sessions must fit in modest memory; the cluster subclass adds its own
     __slots__ = ("manager", "id", "creation_time", "last_accessed_time", "this_accessed_time",
                  "max_inactive_interval", "is_new", "is_primary", "access_count",
                  "principal", "auth_type", "_valid", "_expiring", "_attributes", "_notes",
-                 "__weakref__")
+                 "observer", "__weakref__")
 
     def __init__(self, manager):
         self.manager = manager
@@ -42,6 +70,8 @@ class Session(collections.abc.MutableMapping):
         self._expiring = False
         self._attributes = {}
         self._notes = None  # created on first use: most sessions never get a note
+        # the manager's, when it has one (a replicating manager); None costs reads one check
+        self.observer = manager.attribute_observer
 
     # -- identity ----------------------------------------------------------------------------
     # a session is itself, not "a mapping equal to another with the same attributes"
@@ -135,13 +165,31 @@ class Session(collections.abc.MutableMapping):
         if not self._valid:
             raise InvalidSessionError("%s: session %s has been invalidated" % (what, self.id))
 
+    def _read(self, name):
+        """The one read of one attribute: its value or _MISSING, reported to the observer."""
+        if not self._valid:
+            raise InvalidSessionError("get_attribute: session %s has been invalidated" % self.id)
+        value = self._attributes.get(name, _MISSING)
+        if value is not _MISSING:
+            observer = self.observer
+            if observer is not None:
+                observer.attribute_read(self, name, value)
+        return value
+
     def get_attribute(self, name, default=None):
-        self._check_valid("get_attribute")
-        return self._attributes.get(name, default)
+        value = self._read(name)
+        return default if value is _MISSING else value
 
     def attribute_names(self):
+        """The names (a snapshot); with an observer, each attribute counts as read."""
         self._check_valid("attribute_names")
-        return list(self._attributes)
+        names = list(self._attributes)
+        observer = self.observer
+        if observer is not None:
+            attributes = self._attributes
+            for name in names:
+                observer.attribute_read(self, name, attributes[name])
+        return names
 
     def set_attribute(self, name, value, notify=True, track=True):
         """Bind value to name. None removes (servlet rule). In a distributable app a value that
@@ -164,7 +212,9 @@ class Session(collections.abc.MutableMapping):
                 safe_call(bound, SessionBindingEvent(self, name, value))
         attributes[name] = value
         if track:
-            self._on_attribute_set(name, value, old)
+            observer = self.observer
+            if observer is not None:
+                observer.attribute_written(self, name, value, old)
         if not notify:
             return
         if old is not None and (not unchanged or manager.notify_binding_listener_on_unchanged_value):
@@ -187,7 +237,9 @@ class Session(collections.abc.MutableMapping):
         if value is _MISSING:
             return
         if track:
-            self._on_attribute_removed(name, value)
+            observer = self.observer
+            if observer is not None:
+                observer.attribute_removed(self, name, value)
         if not notify:
             return
         event = SessionBindingEvent(self, name, value)
@@ -196,17 +248,17 @@ class Session(collections.abc.MutableMapping):
             safe_call(unbound, event)
         self.manager.listeners.fire("attribute_removed", event)
 
-    # hooks for the cluster's DeltaSession: called after the change is stored
-    def _on_attribute_set(self, name, value, old):
-        pass
-
-    def _on_attribute_removed(self, name, old):
-        pass
-
     # -- the MutableMapping protocol over attributes ----------------------------------------
     def __getitem__(self, name):
-        self._check_valid("get_attribute")
-        return self._attributes[name]
+        value = self._read(name)
+        if value is _MISSING:
+            raise KeyError(name)
+        return value
+
+    def get(self, name, default=None):
+        # Mapping.get would go through __getitem__ and a KeyError for every miss
+        value = self._read(name)
+        return default if value is _MISSING else value
 
     def __setitem__(self, name, value):
         self.set_attribute(name, value)
@@ -225,8 +277,7 @@ class Session(collections.abc.MutableMapping):
         return len(self._attributes)
 
     def __contains__(self, name):
-        self._check_valid("get_attribute")
-        return name in self._attributes
+        return self._read(name) is not _MISSING
 
     # -- notes: container-private data, never shown to the app nor persisted ----------------
     def get_note(self, name, default=None):
@@ -264,5 +315,6 @@ class Session(collections.abc.MutableMapping):
 
     # -- raw state for codecs (no checks, no events) -------------------------------------------
     def raw_attributes(self):
-        """The attribute dict itself, for serialisers; do not mutate."""
+        """The attribute dict itself, for the container's serialisers (not reported to the
+        observer: app code must use the mapping methods); do not mutate."""
         return self._attributes

@@ -9,10 +9,11 @@ A Store holds sessions as the record bytes of ``persistence.encode_session``; su
 * ``_expired_ids(now)`` -> ids whose stored copy is past its interval (default: read each one);
 * ``_quarantine(id, reason)``: what to do with a record that does not decode.
 
-Trust: attribute values are pickles, and loading a pickle can run any code. Whoever can write
-to a store (the FileStore folder, the JDBCStore table) can therefore run code in every node that
-loads a session from it, unless the manager's ``sessionAttributeValueClassNameFilter`` names the
-classes allowed back in (see persistent.py): keep stores private to the nodes' user, or set it.
+Trust: attribute values are pickles, and loading a pickle can run any code. A store is loaded as
+a trusted source (``manager.decode_session(payload, trusted=True)``): whoever can write to it (the
+FileStore folder, the JDBCStore table) can therefore run code in every node that loads a session
+from it, unless the manager's ``sessionAttributeValueClassNameFilter`` names the classes allowed
+back in (see persistent.py): keep stores private to the nodes' user, or set it.
 
 Store methods raise on I/O trouble (OSError, a database error); the manager catches, logs and
 carries on from memory. ``load`` never raises for a damaged record: it logs, quarantines and
@@ -59,7 +60,7 @@ class Store(Lifecycle):
         """Write (replace) the session's record. Values the manager will not persist are left out."""
         if parse_session_id(session.id) is None:
             raise StoreError("refusing to store a session with a malformed id %r" % (session.id,))
-        self._write(session.id, self.manager.encode_for_store(session), session)
+        self._write(session.id, self.manager.encode_session(session), session)
 
     def save_all(self, sessions):
         """Write many sessions at once (stop with saveOnRestart); subclasses batch the I/O.
@@ -76,7 +77,7 @@ class Store(Lifecycle):
             if parse_session_id(session.id) is None:
                 log.error("%s: session with malformed id %r not stored", self.component_name, session.id)
                 continue
-            yield session, self.manager.encode_for_store(session)
+            yield session, self.manager.encode_session(session)
 
     def remove(self, session_id):
         if parse_session_id(session_id) is None:
@@ -112,10 +113,9 @@ class Store(Lifecycle):
 
     # -- helpers for subclasses ----------------------------------------------------------------
     def _decode(self, session_id, payload):
-        manager = self.manager
         try:
-            session = persistence.decode_session(payload, manager.create_empty_session,
-                                                 manager.load_for_store)
+            # the store is as trusted as our own files (see the module doc); the filter, when set, applies
+            session = self.manager.decode_session(payload, trusted=True)
         except persistence.RecordError as exc:
             log.error("%s: stored session %s cannot be restored, skipped: %s",
                       self.component_name, session_id, exc)
@@ -126,7 +126,6 @@ class Store(Lifecycle):
                       self.component_name, session_id, session.id)
             self._quarantine(session_id, "id mismatch")
             return None
-        manager.drop_filtered(session)
         return session
 
     def _metadata(self, payload):

@@ -161,7 +161,7 @@ class JDBCStore(Store):
         self._driver = driver_for(self.connection_url, self)
         self._build_sql()
         try:
-            self._run(lambda conn: None)   # connect and create the table now, to report problems early
+            self._db(lambda conn: None)   # connect and create the table now, to report problems early
             log.info("%s: sessions of %s in %s", self.component_name, self.app_name(), self._driver.describe())
         except StoreError as exc:
             log.error("%s: database not reachable at start (will retry on use): %s", self.component_name, exc)
@@ -208,7 +208,7 @@ class JDBCStore(Store):
         }
 
     # -- connection handling ---------------------------------------------------------------------
-    def _run(self, work):
+    def _db(self, work):
         """work(conn) in a pool thread under the lock, committed; a database error closes the
         connection (the next call reconnects) and becomes StoreError."""
         if self._driver is None:
@@ -286,7 +286,7 @@ class JDBCStore(Store):
     # -- Store primitives --------------------------------------------------------------------------
     def _read(self, session_id):
         app = self.app_name()
-        row = self._run(lambda c: c.execute(self._sql["load"], (session_id, app)).fetchone())
+        row = self._db(lambda c: c.execute(self._sql["load"], (session_id, app)).fetchone())
         return None if row is None or row[0] is None else bytes(row[0])
 
     def _write(self, session_id, payload, session):
@@ -297,7 +297,7 @@ class JDBCStore(Store):
         def work(conn):
             conn.execute(self._sql["delete"], (session_id, app))
             conn.execute(self._sql["insert"], values)
-        self._run(work)
+        self._db(work)
 
     def save_all(self, sessions, batch=1000):
         """Many sessions, ``batch`` rows per transaction (one commit each, not one per row)."""
@@ -319,28 +319,28 @@ class JDBCStore(Store):
             cur = conn.cursor()
             cur.executemany(self._sql["delete"], [(r[0], r[1]) for r in rows])
             cur.executemany(self._sql["insert"], rows)
-        self._run(work)
+        self._db(work)
         return len(rows)
 
     def _delete(self, session_id):
         app = self.app_name()
-        self._run(lambda c: c.execute(self._sql["delete"], (session_id, app)))
+        self._db(lambda c: c.execute(self._sql["delete"], (session_id, app)))
 
     def _delete_all(self):
         app = self.app_name()
-        self._run(lambda c: c.execute(self._sql["clear"], (app,)))
+        self._db(lambda c: c.execute(self._sql["clear"], (app,)))
 
     def _ids(self):
         app = self.app_name()
-        return [r[0] for r in self._run(lambda c: c.execute(self._sql["keys"], (app,)).fetchall())]
+        return [r[0] for r in self._db(lambda c: c.execute(self._sql["keys"], (app,)).fetchall())]
 
     def _count(self):
         app = self.app_name()
-        return self._run(lambda c: c.execute(self._sql["count"], (app,)).fetchone()[0])
+        return self._db(lambda c: c.execute(self._sql["count"], (app,)).fetchone()[0])
 
     def _expired_ids(self, now):
         app, now_ms = self.app_name(), int(now * 1000)
-        return [r[0] for r in self._run(lambda c: c.execute(self._sql["expired"], (app, now_ms)).fetchall())]
+        return [r[0] for r in self._db(lambda c: c.execute(self._sql["expired"], (app, now_ms)).fetchall())]
 
 
 def _quiet_close(conn):

@@ -7,7 +7,7 @@ from pycat import attrs
 from pycat.reflect import load_class
 from pycat.session.errors import TooManyActiveSessions
 from pycat.session.manager import ManagerBase, StandardManager
-from pycat.session.session import Session
+from pycat.session.session import AttributeObserver, Session
 
 
 
@@ -188,31 +188,34 @@ def test_stop_without_persistence_destroys_sessions(manager, Recorder):
     assert manager.active_sessions == 0
 
 
-def test_subclass_seams(clock):
-    class TrackingSession(Session):
-        __slots__ = ("changes",)
-
-        def __init__(self, manager):
-            super().__init__(manager)
+def test_manager_observer_seam_records_tracked_changes_only(clock):
+    # what a DeltaManager does: one observer for every session it makes, hearing tracked changes
+    class Changes(AttributeObserver):
+        def __init__(self):
             self.changes = []
 
-        def _on_attribute_set(self, name, value, old):
-            self.changes.append(("set", name, value))
+        def attribute_written(self, session, name, value, old):
+            self.changes.append(("set", session.id, name, value, old))
 
-        def _on_attribute_removed(self, name, old):
-            self.changes.append(("remove", name))
+        def attribute_removed(self, session, name, old):
+            self.changes.append(("remove", session.id, name, old))
 
     class Tracking(ManagerBase):
-        session_class = TrackingSession
+        attribute_observer = Changes()
 
     m = Tracking()
     m.clock = clock
     s = m.create_session()
     s["a"] = 1
+    s["a"] = 2
     s["a"] = None
     s.set_attribute("b", 2, track=False)   # a replicated change is not re-recorded
-    assert s.changes == [("set", "a", 1), ("remove", "a")]
-    assert s["b"] == 2
+    s.remove_attribute("b", track=False)
+    assert m.attribute_observer.changes == [("set", s.id, "a", 1, None), ("set", s.id, "a", 2, 1),
+                                            ("remove", s.id, "a", 2)]
+    s["c"] = 3
+    s.expire()                             # expiry travels as itself, not as removals
+    assert m.attribute_observer.changes[-1] == ("set", s.id, "c", 3, None)
 
 
 def test_cluster_subclass_can_watch_slot_fields(clock):

@@ -50,7 +50,7 @@ def test_header_and_record_layout_byte_by_byte(manager, clock):
     assert data[16:28] == b"\xa5SR1" + struct.pack(">II", len(payload), zlib.crc32(payload))
     assert data[28:] == payload
     assert list(persistence.iter_records(data)) == [payload]
-    back = persistence.decode_session(payload, manager.create_empty_session)
+    back = persistence.decode_session(payload, manager.create_empty_session, manager.load_value)
     assert (back.id, back.max_inactive_interval, back.is_new, back.valid) == ("ABC", 60, False, True)
     assert back.raw_attributes() == {"k": 7}
 
@@ -240,4 +240,4 @@ def test_decode_rejects_malformed_records(manager):
     payload = persistence.encode_session(s)
     for bad in (payload[:5], payload[:-1], payload + b"x", b"", b"\xff\xff"):
         with pytest.raises(persistence.RecordError):
-            persistence.decode_session(bad, manager.create_empty_session)
+            persistence.decode_session(bad, manager.create_empty_session, manager.load_value)

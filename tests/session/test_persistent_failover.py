@@ -224,7 +224,7 @@ def test_database_calls_leave_the_hub_responsive(pg_server, clock, tmp_path):
             gevent.sleep(0.01)
     t = gevent.spawn(ticker)
     try:
-        store._run(lambda c: c.execute("SELECT pg_sleep(0.3)"))
+        store._db(lambda c: c.execute("SELECT pg_sleep(0.3)"))
     finally:
         t.kill()
     assert len(ticks) >= 10   # the hub kept running other greenlets during the query

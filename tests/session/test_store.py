@@ -88,7 +88,7 @@ def corrupt(backend, store, sid):
             f.seek(20)
             f.write(b"\xff\xfe garbage")
         return
-    store._run(lambda c: c.execute('UPDATE %s SET session_data = %s WHERE session_id = %s'
+    store._db(lambda c: c.execute('UPDATE %s SET session_data = %s WHERE session_id = %s'
                                    % ('"%s"' % backend.table, store._driver.placeholder, store._driver.placeholder),
                                    (b"\x00\x05not a record", sid)))
 
@@ -115,7 +115,7 @@ def test_a_value_that_no_longer_unpickles_costs_only_its_session(node, caplog):
     m = node(1)
     s = make_session(m, ok="yes")
     m.store.save(s)
-    raw = bytearray(m.encode_for_store(s))
+    raw = bytearray(m.encode_session(s))
     # replace the value blob of "ok" with a truncated pickle: decode fails -> skipped
     idx = raw.rfind(b"yes")
     broken = bytes(raw[:idx - 3])

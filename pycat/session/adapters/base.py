@@ -1,7 +1,8 @@
 """ContainerSessionView: a mapping over the container session that creates it on first write.
 
 Reading an app's session when there is none must not create one (no cookie for anonymous
-visitors); writing creates it. ``accessor`` is a pycat.core.session_support.SessionAccessor.
+visitors); writing creates it. Every read and write goes through the session's own mapping methods,
+so the session's AttributeObserver hears the app's reads and writes through the adapters too. ``accessor`` is a pycat.core.session_support.SessionAccessor.
 """
 import collections.abc
 
@@ -25,6 +26,11 @@ class ContainerSessionView(collections.abc.MutableMapping):
         if session is None:
             raise KeyError(key)
         return session[key]
+
+    def get(self, key, default=None):
+        # one read of the session (Mapping.get would raise and catch a KeyError on every miss)
+        session = self.container_session
+        return default if session is None else session.get(key, default)
 
     def __setitem__(self, key, value):
         self._for_write()[key] = value
