@@ -43,7 +43,7 @@ def make_channel(listener=None):
     c.set_receiver(r)
     if listener is not None:
         c.add_channel_listener(listener)
-    c.start(ch.SND_RX | ch.SND_TX)
+    c.start_services(ch.SND_RX | ch.SND_TX)
     return c, r
 
 

@@ -10,8 +10,10 @@ with Tomcat's rules (IntrospectionUtils.setProperty):
 * list: comma-separated, whitespace stripped, empties dropped;
 * any other callable: called with the string (it raises ValueError on bad input).
 
-``configurable_attrs(cls)`` lists every declared Attr (for the digester, docs and configtest).
+``configurable_attrs(cls)`` lists every declared Attr (for the digester); ``describe(cls)`` is the
+same as rows of documentation (``pycat configtest --describe``).
 """
+import collections
 import re
 
 _MISSING = object()
@@ -144,14 +146,28 @@ def set_property(obj, xml_name, value):
     return False
 
 
+AttrInfo = collections.namedtuple("AttrInfo", "xml_name type default doc aliases")
+
+
+def type_name(kind):
+    """How the documentation names a declared type: int, bool, str...; for a converter function
+    its ``label`` if it has one, else its name without a leading underscore or ``parse_``."""
+    label = getattr(kind, "label", None)
+    if label:
+        return label
+    name = (getattr(kind, "__name__", None) or type(kind).__name__).lstrip("_")
+    return name[len("parse_"):] if name.startswith("parse_") else name
+
+
 def describe(cls):
-    """Lines documenting a class's attributes (for `pycat configtest --describe` and docs)."""
-    lines = []
+    """The declared attributes of a class, one AttrInfo each (XML name, type name, default,
+    documentation line, other accepted XML names), base classes first: what ``pycat configtest
+    --describe`` prints for each element of server.xml."""
+    rows = []
     seen = set()
-    for xml_name, attr in configurable_attrs(cls).items():
+    for attr in configurable_attrs(cls).values():
         if id(attr) in seen:
             continue
         seen.add(id(attr))
-        lines.append("%s (%s, default %r): %s" % (attr.xml_name, getattr(attr.type, "__name__", attr.type),
-                                                   attr.default, attr.doc))
-    return lines
+        rows.append(AttrInfo(attr.xml_name, type_name(attr.type), attr.default, attr.doc, attr.aliases))
+    return rows

@@ -175,7 +175,9 @@ def stop(base, home, config, defines, timeout, force):
 @node_options
 @click.option("--strict", is_flag=True, help="Unknown attributes and elements are errors, not warnings.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the info log while loading.")
-def configtest(base, home, config, defines, strict, verbose):
+@click.option("--describe", is_flag=True, help="Also print, for every element of the configuration, its "
+              "class and the attributes that class declares (XML name, type, default, meaning).")
+def configtest(base, home, config, defines, strict, verbose, describe):
     """Load the configuration without starting it; exit 0 if it is valid."""
     import logging
 
@@ -193,8 +195,44 @@ def configtest(base, home, config, defines, strict, verbose):
         sys.exit(1)
     for warning in catalina.warnings:
         click.echo("WARNING %s" % warning, err=True)
+    if describe:
+        for line in describe_elements(catalina.elements):
+            click.echo(line)
     click.echo("Configuration OK: %s (%d warning%s)" % (node.config, len(catalina.warnings),
                                                        "" if len(catalina.warnings) == 1 else "s"))
+
+
+def describe_elements(elements):
+    """Lines documenting each (path, line, object) the configuration created: the element, its
+    line and class, then one row per declared attribute (pycat.attrs.describe), in the same
+    order and with the same names the digester uses."""
+    from pycat import attrs
+
+    out = []
+    for path, line, obj in elements:
+        cls = type(obj)
+        out.append("<%s> line %s: %s.%s" % (path, line, cls.__module__, cls.__qualname__))
+        rows = attrs.describe(cls)
+        if not rows:
+            generic = callable(getattr(obj, "set_property", None))
+            out.append("    (no declared attributes%s)" % ("; takes any attribute as a property" if generic else ""))
+        for row in rows:
+            doc = row.doc + (" (also: %s)" % ", ".join(row.aliases) if row.aliases else "")
+            out.append("    %-28s %-10s %-14s %s" % (row.xml_name, row.type, _default_text(row.default), doc))
+    return out
+
+
+def _default_text(value):
+    """A default as it would be written in server.xml."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or '""'
+    if isinstance(value, bytes):
+        return value.decode("latin-1") or '""'
+    return str(value) if value != "" else '""'
 
 
 @main.command()

@@ -9,6 +9,11 @@ folder) sees the old content or the new one, never half of it. A failure removes
 resolved path lies strictly inside a folder the caller owns (appBase, the Host's work folder), so
 a bad name or a symbolic link can never make it remove the folder itself, its parent or anything
 elsewhere.
+
+``signature``, ``tree_signature`` and ``StableFiles`` are how a watcher tells that a file or a
+tree changed, and that a file being copied in is complete (its signature held still between two
+looks): HostConfig watches appBase with them, and a farm deployer watching a folder of WARs needs
+the same, so they live here rather than in the deployer.
 """
 import contextlib
 import logging
@@ -136,3 +141,58 @@ def sync_dir(path):
         pass
     finally:
         os.close(fd)
+
+
+# -- change detection ------------------------------------------------------------------------------
+def signature(path):
+    """(mtime_ns, size) of a file; ("dir",) for a folder (only its existence counts); None if absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return ("dir",)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def tree_signature(folder):
+    """The signature of every file under ``folder``, as sorted ((relative path, signature), ...):
+    any file added, removed or rewritten changes it. Bytecode caches (``__pycache__``, ``.pyc``)
+    are left out: importing the code writes them, which is not a change of the code."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            full = os.path.join(dirpath, name)
+            out.append((os.path.relpath(full, folder), signature(full)))
+    return tuple(out)
+
+
+class StableFiles:
+    """Which files have stopped changing: ``stable(path)`` is True when the file shows the same
+    signature as at the previous call for it (and then forgets it), so a file still being copied
+    in, which grows between two looks, is never taken half-written. Missing files are never
+    stable."""
+
+    def __init__(self):
+        self._seen = {}      # path -> signature at the previous look
+
+    def stable(self, path):
+        now = signature(path)
+        if now is not None and self._seen.get(path) == now:
+            del self._seen[path]
+            return True
+        self._seen[path] = now
+        return False
+
+    def forget(self, path):
+        """Start over for ``path``: its next look only records it."""
+        self._seen.pop(path, None)
+
+    def clear(self):
+        self._seen.clear()
+
+    def __contains__(self, path):
+        return path in self._seen

@@ -1,14 +1,32 @@
 """Lifecycle: the one state machine every component follows (Tomcat's LifecycleBase).
 
-States and the allowed transitions live in one table. The public ``init/start/stop/destroy``
-are written once here; they are idempotent, fire events to listeners and call the subclass
-hooks ``_init/_start/_stop/_destroy``. ``start()`` from NEW runs ``init()`` first; a failing
-hook moves the component to FAILED and ``start()`` then runs ``stop()`` to release what was
-acquired, re-raising the error as LifecycleError.
+States and the allowed transitions live in one table, ``TRANSITIONS``; ``_set_state`` refuses
+any other move. The public ``init/start/stop/destroy`` are written once here; they are
+idempotent, fire one event per state entered to the listeners (``EVENTS``) and call the
+subclass hooks ``_init/_start/_stop/_destroy``. An operation asked from a state where it means
+nothing (``stop()`` while STARTING, anything on DESTROYED but ``destroy()``) raises
+LifecycleError and changes nothing: no state, no event.
+
+Order, as Tomcat: a start fires ``before_start`` (STARTING_PREP), runs ``_start()``, then fires
+``start`` (STARTING) and ``after_start`` (STARTED). Tomcat's ContainerBase sets STARTING at the
+*end* of startInternal, after its cluster, realm, children and pipeline started, and HostConfig
+deploys on that event; so here too a listener on ``start`` finds the component and everything
+below it running. A stop fires ``before_stop`` (STOPPING_PREP) and ``stop`` (STOPPING), runs
+``_stop()``, then fires ``after_stop`` (STOPPED). A component that never started (NEW or
+INITIALIZED) stops without running ``_stop()``: only ``after_stop`` fires.
+
+Failures: a hook or a listener that raises moves the component to FAILED and surfaces as one
+LifecycleError (the original as its cause). ``start()`` from NEW runs ``init()`` first; a failed
+start then runs ``stop()`` to release what was acquired (a bound port, a greenlet), so the
+component ends STOPPED. An operation cut short because its greenlet is being killed
+(GreenletExit) also leaves the component FAILED, with the exception passed on unchanged, for its
+owner to stop. ``start()`` from FAILED stops first; ``destroy()`` from STARTED or FAILED stops
+first.
 
 Every greenlet belongs to a component: ``spawn()`` puts it in the component's own
 ``gevent.pool.Group``; ``stop()`` kills and joins them after ``_stop()``. A greenlet that dies
-with an unexpected exception is logged with the component's name and moves it to FAILED.
+with an unexpected exception is logged with the component's name and moves it to FAILED (while
+it starts or runs); if that happens during ``start()``, the start fails as above.
 """
 import enum
 import logging
@@ -41,11 +59,16 @@ class LifecycleState(enum.Enum):
 
 
 S = LifecycleState
-# state -> states it may move to. FAILED is reachable from every working state.
+# state -> the states it may move to; nothing else decides. Every edge is taken by some
+# operation (tests/test_lifecycle.py walks them all). FAILED is reachable from every state in
+# which a hook, a listener or an owned greenlet runs, and is left only by stopping.
 TRANSITIONS = {
-    S.NEW: {S.INITIALIZING, S.STARTING_PREP, S.STOPPED, S.DESTROYING},
+    S.NEW: {S.INITIALIZING, S.STOPPED, S.DESTROYING},
     S.INITIALIZING: {S.INITIALIZED, S.FAILED},
-    S.INITIALIZED: {S.STARTING_PREP, S.DESTROYING},
+    # stop() of a component that was initialised but never started (a server whose start was
+    # refused after init bound its ports): straight to STOPPED, firing after_stop; destroy()
+    # then releases what init acquired
+    S.INITIALIZED: {S.STARTING_PREP, S.STOPPED, S.DESTROYING},
     S.STARTING_PREP: {S.STARTING, S.FAILED},
     S.STARTING: {S.STARTED, S.FAILED},
     S.STARTED: {S.STOPPING_PREP, S.FAILED},
@@ -54,7 +77,7 @@ TRANSITIONS = {
     S.STOPPED: {S.STARTING_PREP, S.DESTROYING},
     S.DESTROYING: {S.DESTROYED, S.FAILED},
     S.DESTROYED: set(),
-    S.FAILED: {S.STOPPING_PREP, S.STOPPING, S.DESTROYING, S.STARTING_PREP},
+    S.FAILED: {S.STOPPING_PREP},
 }
 
 # Events fired to listeners, by state entered.
@@ -66,6 +89,9 @@ EVENTS = {
     S.FAILED: "failed",
 }
 PERIODIC_EVENT = "periodic"
+
+# states in which an owned greenlet dying means the component failed
+_RUNNING = (S.STARTING_PREP, S.STARTING, S.STARTED)
 
 
 class LifecycleEvent:
@@ -120,21 +146,22 @@ class Lifecycle:
             handler(event)
 
     def _set_state(self, state, data=None):
-        if state is not S.FAILED and state not in TRANSITIONS[self._state]:
+        if state not in TRANSITIONS[self._state]:
             raise LifecycleError("%s: illegal transition %s -> %s"
                                  % (self.component_name, self._state.value, state.value))
         self._state = state
         self.fire_lifecycle_event(EVENTS[state], data)
 
+    def _refuse(self, operation):
+        return LifecycleError("%s: cannot %s from %s" % (self.component_name, operation, self._state.value))
+
     # -- the four public transitions -------------------------------------------------------
     def init(self):
+        if self._state in (S.INITIALIZED, S.STARTING_PREP, S.STARTING, S.STARTED):
+            return
         if self._state is not S.NEW:
-            if self._state in (S.INITIALIZED, S.STARTED, S.STARTING, S.STARTING_PREP):
-                return
-            raise LifecycleError("%s: cannot init from %s" % (self.component_name, self._state.value))
-        self._set_state(S.INITIALIZING)
-        self._run_hook(self._init, "init")
-        self._set_state(S.INITIALIZED)
+            raise self._refuse("init")
+        self._transition("init", (S.INITIALIZING,), self._init, (S.INITIALIZED,))
 
     def start(self):
         if self._state in (S.STARTING_PREP, S.STARTING, S.STARTED):
@@ -145,60 +172,64 @@ class Lifecycle:
         elif self._state is S.FAILED:
             self.stop()
         elif self._state not in (S.INITIALIZED, S.STOPPED):
-            raise LifecycleError("%s: cannot start from %s" % (self.component_name, self._state.value))
-        self._set_state(S.STARTING_PREP)
+            raise self._refuse("start")
         try:
-            self._set_state(S.STARTING)
-            self._start()
-        except Exception as exc:
-            self._set_state(S.FAILED, exc)
+            self._transition("start", (S.STARTING_PREP,), self._start, (S.STARTING, S.STARTED))
+        except LifecycleError:
             try:
                 self.stop()
             except Exception:
                 log.exception("%s: stop after failed start also failed", self.component_name)
-            if isinstance(exc, LifecycleError):
-                raise
-            raise LifecycleError("%s failed to start: %s" % (self.component_name, exc)) from exc
-        if self._state is S.STARTING:
-            self._set_state(S.STARTED)
+            raise
 
     def stop(self):
         if self._state in (S.STOPPING_PREP, S.STOPPING, S.STOPPED):
             return
-        if self._state is S.NEW:
+        if self._state in (S.NEW, S.INITIALIZED):
+            # nothing was started, so there is nothing for _stop() to undo
+            self._kill_greenlets()
             self._set_state(S.STOPPED)
             return
-        if self._state is S.INITIALIZED:
-            self._state = S.STOPPED
-            return
         if self._state not in (S.STARTED, S.FAILED):
-            raise LifecycleError("%s: cannot stop from %s" % (self.component_name, self._state.value))
-        self._set_state(S.STOPPING_PREP)
-        self._set_state(S.STOPPING)
-        try:
-            self._stop()
-        finally:
-            self._kill_greenlets()
-        self._set_state(S.STOPPED)
+            raise self._refuse("stop")
+        self._transition("stop", (S.STOPPING_PREP, S.STOPPING), self._stop_and_reap, (S.STOPPED,))
 
     def destroy(self):
         if self._state in (S.DESTROYING, S.DESTROYED):
             return
         if self._state in (S.STARTED, S.FAILED):
             self.stop()
-        self._set_state(S.DESTROYING)
-        self._run_hook(self._destroy, "destroy")
-        self._set_state(S.DESTROYED)
+        elif self._state not in (S.NEW, S.INITIALIZED, S.STOPPED):
+            raise self._refuse("destroy")
+        self._transition("destroy", (S.DESTROYING,), self._destroy, (S.DESTROYED,))
 
-    def _run_hook(self, hook, what):
+    def _transition(self, operation, before, hook, after):
+        """Enter the ``before`` states, run the hook, enter the ``after`` states; anything that
+        raises on the way (a listener, the hook, or an owned greenlet that died meanwhile and
+        left the component FAILED) ends in FAILED and one LifecycleError."""
         try:
+            for state in before:
+                self._set_state(state)
             hook()
-        except LifecycleError:
-            self._set_state(S.FAILED)
-            raise
-        except Exception as exc:
-            self._set_state(S.FAILED, exc)
-            raise LifecycleError("%s failed to %s: %s" % (self.component_name, what, exc)) from exc
+            for state in after:
+                if self._state is S.FAILED:
+                    raise LifecycleError("%s failed during %s (see the error logged above)"
+                                         % (self.component_name, operation))
+                self._set_state(state)
+        except BaseException as exc:
+            # FAILED even when the calling greenlet is being killed (GreenletExit) mid-operation:
+            # a later stop() is then allowed to release what was acquired
+            if self._state is not S.FAILED:
+                self._set_state(S.FAILED, exc)
+            if isinstance(exc, LifecycleError) or not isinstance(exc, Exception):
+                raise
+            raise LifecycleError("%s failed to %s: %s" % (self.component_name, operation, exc)) from exc
+
+    def _stop_and_reap(self):
+        try:
+            self._stop()
+        finally:
+            self._kill_greenlets()
 
     # -- hooks for subclasses ------------------------------------------------------------
     def _init(self):
@@ -239,7 +270,7 @@ class Lifecycle:
         except Exception as exc:
             log.exception("%s: unexpected error in %s", self.component_name,
                           getattr(func, "__qualname__", func))
-            if self._state in (S.STARTING, S.STARTED):
+            if self._state in _RUNNING:
                 self._set_state(S.FAILED, exc)
             return None
 

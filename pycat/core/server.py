@@ -39,6 +39,10 @@ class Server(Lifecycle):
         self.catalina_base = None
         self.catalina_home = None
         self.shutdown_bound_port = None
+        #: what ``pycat deploy`` / ``undeploy`` / ``list`` talk to (pycat.startup.manager_api's
+        #: DeployChannel): made by the first Host deployer that starts under this Server, which
+        #: holds it so that no module keeps it; the Hosts start and stop its listener
+        self.deploy_channel = None
         self._shutdown_event = gevent.event.Event()
         self._listener = None
 

@@ -139,7 +139,7 @@ class SimpleTcpCluster(Lifecycle):
         log.info("%s: starting the cluster channel (start options %d)", self.component_name,
                  self.channel_start_options)
         try:
-            channel.start(self.channel_start_options)
+            channel.start_services(self.channel_start_options)
         except Exception:
             channel.remove_channel_listener(self)
             channel.remove_membership_listener(self)
@@ -156,7 +156,7 @@ class SimpleTcpCluster(Lifecycle):
         if channel is None:
             return
         try:
-            channel.stop(self.channel_start_options)
+            channel.stop_services(self.channel_start_options)
         except Exception:
             log.exception("%s: stopping the channel failed", self.component_name)
         finally:

@@ -136,6 +136,8 @@ class Catalina:
         self.defines = list(defines)
         self.server = None
         self.warnings = []
+        #: (element path, line, object) of every object server.xml created, in document order
+        self.elements = []
         self.properties = {}
         self.config_file = None
 
@@ -161,6 +163,7 @@ class Catalina:
         t0 = time.monotonic()
         server = digester.parse_file(self.config_file)
         self.warnings = digester.warnings
+        self.elements = digester.created
         if not hasattr(server, "await_shutdown"):
             raise ConfigError("the root object %s is not a Server" % type(server).__name__,
                               file=self.config_file)

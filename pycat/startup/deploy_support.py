@@ -1,11 +1,17 @@
-"""Helpers of HostConfig: file signatures, Context creation from descriptors, WAR trackers,
-verification of a started Context, and the registry of deployers the manager API talks to."""
+"""Helpers of HostConfig: what must change before a failed deploy is retried, what makes an app
+reload, Context creation from descriptors, WAR trackers, the folders the deployer owns, and
+verification of a started Context.
+
+This module holds no state: the deployer of a Host is its HostConfig (``host.deployer``), and the
+deploy channel that serves ``pycat deploy`` belongs to the Server (pycat.startup.manager_api).
+The generic file signatures (``signature``, ``tree_signature``) are pycat.fileutil's.
+"""
 import logging
 import os
 
 from pycat import attrs, reflect
 from pycat.errors import ConfigError, DeployError
-from pycat.fileutil import remove_inside, resolve_inside
+from pycat.fileutil import remove_inside, resolve_inside, signature, tree_signature
 from pycat.webapp.loader import WebappLoader
 
 log = logging.getLogger(__name__)
@@ -14,34 +20,8 @@ DEFAULT_CONTEXT_CLASS = "pycat.core.context:Context"
 DEFAULT_WATCHED = ("WEB-INF/web.xml",)    # what Tomcat's stock conf/context.xml watches
 TRACKER = os.path.join("META-INF", "war-tracker")
 
-# Host -> HostConfig, for the manager API (pycat.startup.manager_api)
-deployers = {}
-
-
-def register_host(host, config):
-    deployers[host] = config
-    from pycat.startup import manager_api
-    manager_api.host_started(host)
-
-
-def unregister_host(host):
-    deployers.pop(host, None)
-    from pycat.startup import manager_api
-    manager_api.host_stopped(host)
-
 
 # -- signatures ------------------------------------------------------------------------------------
-def signature(path):
-    """(mtime_ns, size) of a file; ("dir",) for a folder (only its existence counts); None if absent."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if os.path.isdir(path):
-        return ("dir",)
-    return (st.st_mtime_ns, st.st_size)
-
-
 def artifact_signature(path):
     """What must change before a failed deploy is tried again: a file's signature; for a folder
     its descriptors and code (so fixing web.xml or a module in place is noticed)."""
@@ -53,18 +33,6 @@ def artifact_signature(path):
         full = os.path.join(path, "WEB-INF", sub)
         parts.append(tree_signature(full) if os.path.isdir(full) else None)
     return tuple(parts)
-
-
-def tree_signature(folder):
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in sorted(filenames):
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            full = os.path.join(dirpath, name)
-            out.append((os.path.relpath(full, folder), signature(full)))
-    return tuple(out)
 
 
 def reload_signatures(ctx, folder):

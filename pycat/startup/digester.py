@@ -93,6 +93,9 @@ class Digester:
         self.strict = strict
         self.warnings = []
         self.source = "<string>"
+        #: (element path, line, object) for every object created, in document order
+        #: (``pycat configtest --describe`` documents each one's declared attributes)
+        self.created = []
 
     # -- entry points -------------------------------------------------------------------------
     def parse_file(self, path):
@@ -164,6 +167,7 @@ class Digester:
                 obj.text = substitute(element.text.strip(), self.properties)
         else:
             obj = self._create(element, path, rule)
+            self.created.append((path, element.sourceline, obj))
             self._set_attributes(obj, element, path)
         for child in element:
             if not isinstance(child.tag, str):

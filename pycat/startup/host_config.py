@@ -1,9 +1,13 @@
 """HostConfig: the Host lifecycle listener that deploys, redeploys, reloads and undeploys apps.
 
 Attached by the rule table to every Host (Tomcat's HostRuleSet does the same). On the Host's
-``start`` event it deploys everything (``deployOnStartup``); on each ``periodic`` event (the
-Engine's background tick, ``backgroundProcessorDelay``) it runs ``check()`` when
-``autoDeploy`` is on. Tests call ``check()`` directly.
+``before_start`` event it becomes the Host's deployer (``host.deployer``: what the deploy
+channel, and later a farm deployer, act through). On the Host's ``start`` event, which fires once
+the Host's cluster, realm, children and valves have started (Tomcat's ContainerBase fires it at
+the end of startInternal, and Tomcat's HostConfig deploys on it too), it joins the Server's deploy
+channel (pycat.startup.manager_api) and deploys everything (``deployOnStartup``); on each
+``periodic`` event (the Engine's background tick, ``backgroundProcessorDelay``) it runs
+``check()`` when ``autoDeploy`` is on. Tests call ``check()`` directly.
 
 Order, as Tomcat: context descriptors ``conf/<Engine>/<Host>/*.xml``, then ``*.war`` in
 appBase, then folders in appBase. Names follow ContextName (pycat.webapp.war); ``deployIgnore``
@@ -43,22 +47,14 @@ import re
 
 import gevent.lock
 
-from pycat import reflect
 from pycat.errors import DeployError
-from pycat.fileutil import resolve_inside
+from pycat.fileutil import StableFiles, resolve_inside, signature
 from pycat.startup import deploy_support as support
+from pycat.startup.manager_api import DeployChannel
 from pycat.webapp.cooperate import cooperative
 from pycat.webapp.war import ContextName, parse_context_name, safe_unpack, version_key
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CONTEXT_CLASS = "pycat.core.context:Context"
-
-
-def context_path_for(name):
-    """Directory or WAR base name -> (context path, version) as Tomcat's ContextName does."""
-    cname = ContextName.from_base_name(name)
-    return cname.path, cname.version
 
 
 class DeployedApp:
@@ -69,7 +65,7 @@ class DeployedApp:
         self.reload = {}
 
     def snapshot(self):
-        self.redeploy = {p: support.signature(p) for p in self.redeploy_paths()}
+        self.redeploy = {p: signature(p) for p in self.redeploy_paths()}
         self.reload = support.reload_signatures(self.context, self.folder)
 
     def redeploy_paths(self):
@@ -85,9 +81,10 @@ class HostConfig:
     def __init__(self):
         self.host = None
         self.apps = {}        # context name -> DeployedApp
-        self.pending = {}     # WAR path -> signature at the previous check (must be stable)
+        self.pending = StableFiles()   # a WAR is deployed once it looked the same at two checks
         self.failed = {}      # artifact path -> signature of the attempt that failed
         self.lock = gevent.lock.RLock()   # Tomcat's "serviced" lock: one deployment at a time
+        self.deploy_channel = None        # the Server's, while the Host runs
 
     @property
     def deployed(self):
@@ -95,9 +92,15 @@ class HostConfig:
 
     def lifecycle_event(self, event):
         host = event.source
-        if event.type == "start":
+        if event.type == "before_start":
             self.host = host
-            support.register_host(host, self)
+            host.deployer = self
+        elif event.type == "start":
+            self.host = host
+            server = host.get_server() if hasattr(host, "get_server") else None
+            if server is not None:
+                self.deploy_channel = DeployChannel.of(server)
+                self.deploy_channel.add_host(host)
             if getattr(host, "deploy_on_startup", True):
                 self.deploy_apps(initial=True)
         elif event.type == "periodic":
@@ -105,7 +108,11 @@ class HostConfig:
                 self.host = host
                 self.check()
         elif event.type == "stop":
-            support.unregister_host(host)
+            if self.deploy_channel is not None:
+                self.deploy_channel.remove_host(host)
+                self.deploy_channel = None
+            if getattr(host, "deployer", None) is self:
+                host.deployer = None
             self.apps.clear()
             self.pending.clear()
 
@@ -177,12 +184,7 @@ class HostConfig:
         return failed is None or failed != support.artifact_signature(path)
 
     def _stable(self, path):
-        now = support.signature(path)
-        if now is not None and self.pending.get(path) == now:
-            self.pending.pop(path, None)
-            return True
-        self.pending[path] = now
-        return False
+        return self.pending.stable(path)
 
     def check(self):
         """One autoDeploy step: changed/deleted apps first, then new ones."""
@@ -242,7 +244,7 @@ class HostConfig:
             self.apps.pop(app.cname.name, None)      # removed by someone else
             return
         for path, old in list(app.redeploy.items()):
-            now = support.signature(path)
+            now = signature(path)
             gone_means_undeploy = path in (app.war, app.descriptor) or (path == app.folder and not app.war)
             # tested before "unchanged": a WAR deleted while its (re)deploy was swapping the Context
             # in is already absent from the snapshot taken after the swap (old is None too)
@@ -276,7 +278,7 @@ class HostConfig:
     def deploy_war(self, cname, war, replace=None, descriptor=None):
         host = self.host
         log.info("%s: deploying web application archive %s as %s", host.name, war, cname.display)
-        war_signature = support.signature(war)
+        war_signature = signature(war)
         roots = support.owned_roots(host)
         dest = moved = fresh = None
         try:
@@ -419,7 +421,7 @@ class HostConfig:
             app_base = self.host.get_app_base_path()
             war = os.path.join(app_base, cname.base_name + ".war")
             folder = os.path.join(app_base, cname.base_name)
-            self.failed.pop(war, None), self.failed.pop(folder, None), self.pending.pop(war, None)
+            self.failed.pop(war, None), self.failed.pop(folder, None), self.pending.forget(war)
             if os.path.isfile(war):
                 return self.deploy_war(cname, war, replace=app)
             if os.path.isdir(folder):
@@ -430,7 +432,7 @@ class HostConfig:
         """The deploy channel put ``war`` back as it was before a failed deploy_now: what the
         app serving ``cname`` (if any) runs is the baseline again, not a change to redeploy."""
         with self.lock:
-            self.failed.pop(war, None), self.pending.pop(war, None)
+            self.failed.pop(war, None), self.pending.forget(war)
             app = self.apps.get(cname.name)
             if app is not None:
                 app.snapshot()
@@ -441,8 +443,3 @@ def _find_child(host, name):
     if find is not None:
         return find(name)
     return (getattr(host, "children", None) or {}).get(name)
-
-
-# kept for callers of the first version
-def load_context_class(host):
-    return reflect.load_class(getattr(host, "context_class", None) or DEFAULT_CONTEXT_CLASS)

@@ -25,8 +25,11 @@ as Tomcat's manager does (never a docBase outside appBase), and its work folder 
 Names are checked by war.parse_context_name (``/..``, ``a/../b``, ``app##../x`` are refused).
 Set the Host attribute ``deployApi="false"`` on every Host to turn the listener off.
 
-One listener per process (it is started with the first Host whose HostConfig starts and
-stopped with the last one).
+Ownership: the Server holds its ``DeployChannel`` (``server.deploy_channel``, made by the first
+HostConfig that starts under it); the channel knows the started Hosts and reaches each one's
+deployer through ``host.deployer`` (its HostConfig). Its listener, a ManagerEndpoint, is started
+with the first Host whose HostConfig starts with ``deployApi`` on and stopped with the last Host.
+Nothing here is module state: two Servers in one process have two channels.
 """
 import hmac
 import json
@@ -43,6 +46,7 @@ from pycat.errors import DeployError
 from pycat.fileutil import atomic_write
 from pycat.lifecycle import Lifecycle
 from pycat.netutil import listen_tcp
+from pycat.startup import deploy_support as support
 from pycat.webapp.war import parse_context_name
 
 log = logging.getLogger(__name__)
@@ -51,39 +55,6 @@ FILE_NAME = "pycat-manager.json"
 MAX_LINE = 64 * 1024
 TOKEN_CHARS = 64              # secrets.token_hex(32)
 WARN_INTERVAL = 60.0          # seconds between two warnings of one kind about one source address
-
-_endpoint = None
-_hosts = []
-
-
-def host_started(host):
-    global _endpoint
-    _hosts.append(host)
-    if _endpoint is None and getattr(host, "deploy_api", True):
-        endpoint = ManagerEndpoint(host.catalina_base)
-        try:
-            endpoint.start()
-        except Exception:
-            log.exception("The deploy channel could not start; pycat deploy/undeploy/list will not work")
-            return
-        _endpoint = endpoint
-
-
-def host_stopped(host):
-    global _endpoint
-    if host in _hosts:
-        _hosts.remove(host)
-    if not _hosts and _endpoint is not None:
-        endpoint, _endpoint = _endpoint, None
-        endpoint.stop()
-
-
-def _find_host(name):
-    for host in _hosts:
-        if name is None or host.name == name or name in getattr(host, "aliases", ()):
-            return host
-    raise DeployError("no Host named %r" % name)
-
 
 class WarningLimiter:
     """At most one warning per (source, kind) per ``interval`` seconds; the next one logged says
@@ -113,10 +84,145 @@ class WarningLimiter:
         return True
 
 
+class DeployChannel:
+    """What ``pycat deploy`` / ``undeploy`` / ``list`` act on for one Server: its started Hosts
+    (each reached through ``host.deployer``) and the endpoint that listens for the commands."""
+
+    def __init__(self):
+        self.hosts = []
+        self.endpoint = None
+
+    @classmethod
+    def of(cls, server):
+        """The Server's channel, made on first use."""
+        channel = getattr(server, "deploy_channel", None)
+        if channel is None:
+            channel = server.deploy_channel = cls()
+        return channel
+
+    # -- the Hosts (called by HostConfig on the Host's start and stop events) ----------------------
+    def add_host(self, host):
+        if host not in self.hosts:
+            self.hosts.append(host)
+        if self.endpoint is None and getattr(host, "deploy_api", True):
+            endpoint = ManagerEndpoint(self, host.catalina_base)
+            try:
+                endpoint.start()
+            except Exception:
+                log.exception("The deploy channel could not start; pycat deploy/undeploy/list will not work")
+                return
+            self.endpoint = endpoint
+
+    def remove_host(self, host):
+        if host in self.hosts:
+            self.hosts.remove(host)
+        if not self.hosts and self.endpoint is not None:
+            endpoint, self.endpoint = self.endpoint, None
+            endpoint.stop()
+
+    def find_host(self, name):
+        for host in self.hosts:
+            if name is None or host.name == name or name in getattr(host, "aliases", ()):
+                return host
+        raise DeployError("no Host named %r" % name)
+
+    @staticmethod
+    def deployer(host):
+        config = getattr(host, "deployer", None)
+        if config is None:
+            raise DeployError("Host %s has no deployer" % host.name)
+        return config
+
+    # -- the commands ----------------------------------------------------------------------------
+    def list_apps(self):
+        out = []
+        for host in self.hosts:
+            for ctx in host.find_children():
+                manager = getattr(ctx, "manager", None)
+                try:
+                    sessions = len(manager.find_sessions()) if manager is not None else 0
+                except Exception:
+                    sessions = None
+                out.append({"host": host.name, "name": ctx.name, "path": ctx.path or "/",
+                            "version": getattr(ctx, "webapp_version", "") or "", "state": ctx.state.value,
+                            "docBase": getattr(ctx, "doc_base_path", None) or ctx.doc_base,
+                            "sessions": sessions})
+        return out
+
+    def deploy(self, war, name=None, host_name=None):
+        if not isinstance(war, str) or not os.path.isabs(war) or not os.path.isfile(war):
+            raise DeployError("war must be the absolute path of an existing .war file, not %r" % (war,))
+        host = self.find_host(host_name)
+        cname = _cname(name or os.path.basename(war))
+        app_base = host.get_app_base_path()
+        target = os.path.join(app_base, cname.base_name + ".war")
+        config = self.deployer(host)
+        with config.lock:      # no background check sees appBase until this is over
+            # a WAR of the same name is kept aside (hidden: scans skip it) to be put back on failure
+            replaced = support.sibling(target, "replaced") if os.path.isfile(target) else None
+            if replaced is not None:
+                support.remove_tree(replaced, [app_base])
+                os.rename(target, replaced)
+            ctx = None
+            copied = False
+            try:
+                # the temp name is hidden, so the deploy scan never picks up a half-copied WAR
+                with open(war, "rb") as src, atomic_write(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                copied = True
+                ctx = config.deploy_now(cname)
+            finally:
+                if ctx is None:
+                    # a failed deploy leaves appBase as it was (deploy_war already put back or removed
+                    # the expanded folder): the new WAR goes, the one it replaced comes back
+                    if copied:
+                        support.remove_tree(target, [app_base])
+                    if replaced is not None:
+                        os.rename(replaced, target)
+                    config.restored(cname, target)
+                elif replaced is not None:
+                    support.remove_tree(replaced, [app_base])
+        if ctx is None:
+            raise DeployError("deploying %s failed (the reason is in the server log); "
+                              "any previous version keeps serving" % cname.display)
+        return "deployed %s" % cname.display
+
+    def undeploy(self, name, host_name=None):
+        host = self.find_host(host_name)
+        config = self.deployer(host)
+        cname = _cname(name)
+        with config.lock:
+            app = config.apps.get(cname.name)
+            if app is None:
+                raise DeployError("no application %s deployed by pycat on %s" % (cname.display, host.name))
+            # the folder a WAR was expanded into goes with it; a docBase elsewhere is never touched
+            config.undeploy(app, remove_files=app.expanded)
+            # what Tomcat's manager deletes: <base>.war and <base>/ in appBase, <base>.xml in the config base
+            app_base = host.get_app_base_path()
+            support.remove_tree(os.path.join(app_base, cname.base_name + ".war"), [app_base])
+            support.remove_tree(os.path.join(app_base, cname.base_name), [app_base])
+            config_base = config.config_base()
+            descriptor = os.path.join(config_base, cname.base_name + ".xml")
+            if app.descriptor and os.path.realpath(app.descriptor) == os.path.realpath(descriptor):
+                support.remove_tree(descriptor, [config_base])
+        return "undeployed %s" % cname.display
+
+
+def _cname(name):
+    try:
+        return parse_context_name(name)
+    except DeployError as exc:
+        log.warning("Deploy channel: %s", exc)
+        raise
+
+
 class ManagerEndpoint(Lifecycle):
-    def __init__(self, catalina_base):
+    """The 127.0.0.1 listener of a DeployChannel (the wire format is at the top of this file)."""
+
+    def __init__(self, channel, catalina_base):
         super().__init__()
         self.name = "deploy-channel"
+        self.channel = channel
         self.catalina_base = catalina_base
         self.file = os.path.join(catalina_base, "work", FILE_NAME)
         self.token = secrets.token_hex(32)
@@ -200,111 +306,20 @@ class ManagerEndpoint(Lifecycle):
         except (ValueError, AttributeError, RecursionError):
             return {"ok": False, "error": "malformed request"}
         try:
+            channel = self.channel
             if cmd == "list":
-                return {"ok": True, "apps": list_apps()}
+                return {"ok": True, "apps": channel.list_apps()}
             if cmd == "deploy":
-                return {"ok": True, "message": deploy(request.get("war"), request.get("name"), request.get("host"))}
+                return {"ok": True, "message": channel.deploy(request.get("war"), request.get("name"),
+                                                              request.get("host"))}
             if cmd == "undeploy":
-                return {"ok": True, "message": undeploy(request.get("name"), request.get("host"))}
+                return {"ok": True, "message": channel.undeploy(request.get("name"), request.get("host"))}
             return {"ok": False, "error": "unknown command %r" % (cmd,)}
         except DeployError as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:
             log.exception("Deploy channel: %s failed", cmd)
             return {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
-
-
-def _config(host):
-    from pycat.startup.deploy_support import deployers
-    config = deployers.get(host)
-    if config is None:
-        raise DeployError("Host %s has no deployer" % host.name)
-    return config
-
-
-def list_apps():
-    out = []
-    for host in _hosts:
-        for ctx in host.find_children():
-            manager = getattr(ctx, "manager", None)
-            try:
-                sessions = len(manager.find_sessions()) if manager is not None else 0
-            except Exception:
-                sessions = None
-            out.append({"host": host.name, "name": ctx.name, "path": ctx.path or "/",
-                        "version": getattr(ctx, "webapp_version", "") or "", "state": ctx.state.value,
-                        "docBase": getattr(ctx, "doc_base_path", None) or ctx.doc_base, "sessions": sessions})
-    return out
-
-
-def _cname(name):
-    try:
-        return parse_context_name(name)
-    except DeployError as exc:
-        log.warning("Deploy channel: %s", exc)
-        raise
-
-
-def deploy(war, name=None, host_name=None):
-    from pycat.startup import deploy_support as support
-    if not isinstance(war, str) or not os.path.isabs(war) or not os.path.isfile(war):
-        raise DeployError("war must be the absolute path of an existing .war file, not %r" % (war,))
-    host = _find_host(host_name)
-    cname = _cname(name or os.path.basename(war))
-    app_base = host.get_app_base_path()
-    target = os.path.join(app_base, cname.base_name + ".war")
-    config = _config(host)
-    with config.lock:      # no background check sees appBase until this is over
-        # a WAR of the same name is kept aside (hidden: scans skip it) to be put back on failure
-        replaced = support.sibling(target, "replaced") if os.path.isfile(target) else None
-        if replaced is not None:
-            support.remove_tree(replaced, [app_base])
-            os.rename(target, replaced)
-        ctx = None
-        copied = False
-        try:
-            # the temp name is hidden, so the deploy scan never picks up a half-copied WAR
-            with open(war, "rb") as src, atomic_write(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            copied = True
-            ctx = config.deploy_now(cname)
-        finally:
-            if ctx is None:
-                # a failed deploy leaves appBase as it was (deploy_war already put back or removed
-                # the expanded folder): the new WAR goes, the one it replaced comes back
-                if copied:
-                    support.remove_tree(target, [app_base])
-                if replaced is not None:
-                    os.rename(replaced, target)
-                config.restored(cname, target)
-            elif replaced is not None:
-                support.remove_tree(replaced, [app_base])
-    if ctx is None:
-        raise DeployError("deploying %s failed (the reason is in the server log); "
-                          "any previous version keeps serving" % cname.display)
-    return "deployed %s" % cname.display
-
-
-def undeploy(name, host_name=None):
-    from pycat.startup import deploy_support as support
-    host = _find_host(host_name)
-    config = _config(host)
-    cname = _cname(name)
-    with config.lock:
-        app = config.apps.get(cname.name)
-        if app is None:
-            raise DeployError("no application %s deployed by pycat on %s" % (cname.display, host.name))
-        # the folder a WAR was expanded into goes with it; a docBase elsewhere is never touched
-        config.undeploy(app, remove_files=app.expanded)
-        # what Tomcat's manager deletes: <base>.war and <base>/ in appBase, <base>.xml in the config base
-        app_base = host.get_app_base_path()
-        support.remove_tree(os.path.join(app_base, cname.base_name + ".war"), [app_base])
-        support.remove_tree(os.path.join(app_base, cname.base_name), [app_base])
-        config_base = config.config_base()
-        descriptor = os.path.join(config_base, cname.base_name + ".xml")
-        if app.descriptor and os.path.realpath(app.descriptor) == os.path.realpath(descriptor):
-            support.remove_tree(descriptor, [config_base])
-    return "undeployed %s" % cname.display
 
 
 # -- client side (the CLI) ------------------------------------------------------------------------

@@ -65,7 +65,10 @@ def bump_mtime(path, seconds=2):
 
 
 class Node:
-    def __init__(self, base, tick=None, **host_attrs):
+    """``configure(host)``, if given, runs before the server starts (to add a realm, valves, a
+    cluster: what must be running by the time HostConfig deploys)."""
+
+    def __init__(self, base, tick=None, configure=None, **host_attrs):
         self.tree = Tree(base, contexts={}, start=False)
         self.host = self.tree.host
         self.config = HostConfig()
@@ -74,6 +77,8 @@ class Node:
             setattr(self.host, k, v)
         if tick:
             self.tree.engine.background_processor_delay = tick
+        if configure is not None:
+            configure(self.host)
         self.app_base = os.path.join(str(base), "webapps")
         self.tree.server.start()
         self.port = self.tree.port

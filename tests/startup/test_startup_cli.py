@@ -126,3 +126,90 @@ def test_the_shipped_conf_loads_strictly_with_the_real_classes():
     assert catalina.warnings == []
     server = Catalina(home, home, [("http.port", "18080"), ("shutdown.port", "-1")]).load(strict=True)
     assert server.port == -1
+
+
+DESCRIBED = """<Server port="-1">
+  <Listener className="org.apache.catalina.core.AprLifecycleListener"/>
+  <Service name="S">
+    <Connector port="${http.port:-8080}"/>
+    <Engine name="E" defaultHost="localhost">
+      <Host name="localhost" appBase="webapps">
+        <Valve className="org.apache.catalina.valves.RemoteAddrValve" allow="127\\.0\\.0\\.1"/>
+        <Cluster className="org.apache.catalina.ha.tcp.SimpleTcpCluster">
+          <Channel className="org.apache.catalina.tribes.group.GroupChannel">
+            <Membership className="org.apache.catalina.tribes.membership.McastService"/>
+          </Channel>
+        </Cluster>
+      </Host>
+    </Engine>
+  </Service>
+</Server>
+"""
+
+
+def test_configtest_describe_prints_every_element_and_its_declared_attributes(tmp_path):
+    from pycat.attrs import configurable_attrs
+    from pycat.connector.connector import Connector
+    from pycat.tribes.membership.mcast import McastService
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "server.xml").write_text(DESCRIBED)
+    result = configtest(tmp_path, "--describe")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    heads = [line for line in lines if line.startswith("<")]
+    # every element that became an object, in document order, with its line and resolved class
+    assert heads == [
+        "<Server> line 1: pycat.core.server.Server",
+        "<Server/Listener> line 2: pycat.core.listeners.NoopListener",
+        "<Server/Service> line 3: pycat.core.service.Service",
+        "<Server/Service/Connector> line 4: pycat.connector.connector.Connector",
+        "<Server/Service/Engine> line 5: pycat.core.engine.Engine",
+        "<Server/Service/Engine/Host> line 6: pycat.core.host.Host",
+        "<Server/Service/Engine/Host/Valve> line 7: pycat.valves.remote_addr.RemoteAddrValve",
+        "<Server/Service/Engine/Host/Cluster> line 8: pycat.ha.cluster.SimpleTcpCluster",
+        "<Server/Service/Engine/Host/Cluster/Channel> line 9: pycat.tribes.group.group_channel.GroupChannel",
+        "<Server/Service/Engine/Host/Cluster/Channel/Membership> line 10: pycat.tribes.membership.mcast.McastService",
+    ]
+
+    def rows_of(head):
+        start = lines.index(head) + 1
+        rows = []
+        for line in lines[start:]:
+            if not line.startswith("    "):
+                break
+            rows.append(line.split(None, 3))
+        return rows
+
+    connector = rows_of(heads[3])
+    # name, type, default (as written in server.xml) and the declaration's documentation line
+    assert ["port", "int", "8080", Connector.port.doc] in connector
+    assert ["secure", "bool", "false", Connector.secure.doc] in connector
+    assert ["address", "str", "-", Connector.address.doc] in connector
+    # each declared attribute once, none invented
+    declared = {a.xml_name for a in configurable_attrs(Connector).values()}
+    assert sorted(r[0] for r in connector) == sorted(declared)
+    # other XML names an attribute accepts are shown with it
+    mcast = rows_of(heads[9])
+    assert ["address", "str", "228.0.0.4", McastService.address.doc + " (also: mcastAddr)"] in mcast
+    assert ["allow", "compile", "-"] == rows_of(heads[6])[0][:3]     # a converter shows its name
+    # a class that declares nothing says so, and whether it takes any attribute anyway
+    assert lines[lines.index(heads[1]) + 1].strip() == \
+        "(no declared attributes; takes any attribute as a property)"
+    assert lines[-1].startswith("Configuration OK")
+    # positive control: without the flag, configtest prints none of it
+    plain = configtest(tmp_path)
+    assert plain.exit_code == 0 and not any(line.startswith("<") for line in plain.output.splitlines())
+
+
+def test_declared_types_are_named_for_users():
+    from pycat.attrs import type_name
+
+    def parse_send_options(text):
+        return text
+
+    def _regex(text):
+        return text
+    _regex.label = "regex"
+    assert [type_name(t) for t in (int, bool, str, float, list)] == ["int", "bool", "str", "float", "list"]
+    assert (type_name(parse_send_options), type_name(_regex)) == ("send_options", "regex")

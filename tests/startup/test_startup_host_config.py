@@ -1,7 +1,7 @@
-"""ContextName rules of HostConfig (deployment itself is tested with real Hosts in tests/deploy)."""
+"""ContextName rules HostConfig names apps by (deployment itself is tested with real Hosts in tests/deploy)."""
 import pytest
 
-from pycat.startup.host_config import context_path_for
+from pycat.webapp.war import ContextName
 
 
 @pytest.mark.parametrize("name, path, version", [
@@ -9,4 +9,5 @@ from pycat.startup.host_config import context_path_for
     ("app##2", "/app", "2"), ("ROOT##1.0", "", "1.0"), ("shop.war", "/shop", ""),
 ])
 def test_context_names(name, path, version):
-    assert context_path_for(name) == (path, version)
+    cname = ContextName.from_base_name(name)
+    assert (cname.path, cname.version) == (path, version)

@@ -124,14 +124,14 @@ class FakeMembership:
     def get_local_member(self, inc_alive=False):
         return self.local_member
 
-    def start(self, level):
+    def start_services(self, level):
         if level & ch.MBR_RX:
             self.rx = True
         if level & ch.MBR_TX:
             self.tx = True
         self.net.announce(self)
 
-    def stop(self, level):
+    def stop_services(self, level):
         if level & ch.MBR_TX and self.tx:
             self.tx = False
             self.net.leave(self, graceful=True)

@@ -2,7 +2,7 @@
 import pytest
 
 from pycat import attrs
-from pycat.errors import ChannelError, ConfigError
+from pycat.errors import ChannelError, ConfigError, LifecycleError
 from pycat.tribes import channel as ch
 from pycat.tribes.group.interceptor import ChannelInterceptor
 from pycat.tribes.group.interceptors.message_dispatch import MessageDispatchInterceptor
@@ -40,10 +40,10 @@ def test_start_flags():
 # -- start / stop rules (TestGroupChannelStartStop) -------------------------------------------
 def test_start_default_twice_is_fine():
     c = FakeNetwork().channel()
-    c.start(ch.DEFAULT)
-    c.start(ch.DEFAULT)
+    c.start_services(ch.DEFAULT)
+    c.start_services(ch.DEFAULT)
     assert c.coordinator.start_level == 15
-    c.stop(ch.DEFAULT)
+    c.stop_services(ch.DEFAULT)
     assert c.coordinator.start_level == 0
     assert c.state.value == "STOPPED"
 
@@ -53,31 +53,80 @@ def test_start_default_twice_is_fine():
 def test_starting_a_partial_level_twice_fails(first, level):
     c = FakeNetwork().channel()
     if first:
-        c.start(first)
-    c.start(level)
+        c.start_services(first)
+    c.start_services(level)
     with pytest.raises(ChannelError, match="already started"):
-        c.start(level)
+        c.start_services(level)
     c.stop()
 
 
 def test_flags_outside_default_are_a_no_op():
     c = FakeNetwork().channel()
-    c.start(0xFFF0)
-    c.start(0xFFF0)
+    c.start_services(0xFFF0)
+    c.start_services(0xFFF0)
     assert c.coordinator.start_level == 0
     assert c.state.value != "STARTED"
 
 
 def test_stop_only_stops_what_was_started():
     c = FakeNetwork().channel()
-    c.start(ch.SND_RX | ch.SND_TX)
-    c.stop(ch.MBR_TX)  # never started: nothing happens
+    c.start_services(ch.SND_RX | ch.SND_TX)
+    c.stop_services(ch.MBR_TX)  # never started: nothing happens
     assert c.coordinator.start_level == 3
-    c.stop(ch.SND_RX)
+    c.stop_services(ch.SND_RX)
     assert c.coordinator.start_level == ch.SND_TX
     assert c.state.value == "STARTED"
     c.stop()
     assert c.state.value == "STOPPED"
+
+
+# -- start() is the Lifecycle's; the flags have their own names -----------------------------------
+def test_plain_start_and_stop_are_the_lifecycle_over_every_service():
+    c = FakeNetwork().channel()
+    events = []
+    c.add_lifecycle_listener(lambda e: events.append((e.type, c.coordinator.start_level)))
+    c.start()
+    assert c.state.value == "STARTED" and c.coordinator.state.value == "STARTED"
+    assert c.coordinator.start_level == ch.DEFAULT
+    # the ``start`` event comes once every service runs
+    assert events == [("before_init", 0), ("after_init", 0), ("before_start", 0), ("start", ch.DEFAULT),
+                      ("after_start", ch.DEFAULT)]
+    dispatcher = next(c.iter_interceptors())
+    workers = list(dispatcher.greenlets)
+    assert dispatcher.state.value == "STARTED" and workers
+    c.stop()
+    assert c.coordinator.start_level == 0 and c.state.value == "STOPPED"
+    assert c.coordinator.state.value == "STOPPED" and dispatcher.state.value == "STOPPED"
+    assert all(g.dead for g in workers)
+    # and again: a stopped channel starts every service anew
+    c.start()
+    assert c.coordinator.start_level == ch.DEFAULT
+    c.stop()
+
+
+def test_start_services_then_the_lifecycle_stop_stops_what_runs():
+    c = FakeNetwork().channel()
+    c.start_services(ch.SND_RX)
+    assert c.state.value == "STARTED" and c.coordinator.start_level == ch.SND_RX
+    c.start()                           # STARTED already: the Lifecycle start adds nothing
+    assert c.coordinator.start_level == ch.SND_RX
+    c.stop()
+    assert c.coordinator.start_level == 0 and c.state.value == "STOPPED"
+
+
+def test_an_interceptor_that_owns_greenlets_runs_them_while_the_sender_runs():
+    dispatcher = MessageDispatchInterceptor()
+    dispatcher.max_threads = 3
+    c = FakeNetwork().channel(dispatcher)
+    c.start_services(ch.SND_RX | ch.MBR_RX | ch.MBR_TX)
+    assert dispatcher.state.value == "NEW" and not list(dispatcher.greenlets)   # no sender yet
+    c.start_services(ch.SND_TX)
+    workers = list(dispatcher.greenlets)
+    assert dispatcher.state.value == "STARTED" and len(workers) == 3 and dispatcher.running
+    c.stop_services(ch.SND_TX)
+    assert dispatcher.state.value == "STOPPED" and all(g.dead for g in workers) and not dispatcher.running
+    assert c.state.value == "STARTED"       # the other services still run
+    c.stop()
 
 
 # -- option flag conflicts (TestGroupChannelOptionFlag) ----------------------------------------
@@ -91,7 +140,12 @@ def test_option_check_conflict():
     c = FakeNetwork().channel(_flagged(128), _flagged(128))
     c.option_check = True
     with pytest.raises(ChannelError, match="option flag conflict.*No faulty members identified"):
+        c.start_services(ch.DEFAULT)
+    # the Lifecycle start refuses the same way, as one LifecycleError caused by it, and ends stopped
+    with pytest.raises(LifecycleError, match="option flag conflict") as info:
         c.start()
+    assert isinstance(info.value.__cause__, ChannelError)
+    assert c.state.value == "STOPPED" and c.coordinator.start_level == 0
 
 
 def test_option_check_distinct_flags_start():

@@ -74,7 +74,7 @@ def make_channel(port, *interceptors, frequency=100, drop_time=1000, domain=None
 
 
 def start_parallel(chans, flags=ch.DEFAULT):
-    gevent.joinall([gevent.spawn(c.start, flags) for c in chans], raise_error=True)
+    gevent.joinall([gevent.spawn(c.start_services, flags) for c in chans], raise_error=True)
 
 
 def stop_all(chans):
@@ -135,7 +135,7 @@ def test_graceful_departure_is_immediate_crash_after_drop_time():
         b.stop()
         wait_for(lambda: len(a.watch.members) == 1, timeout=0.5)  # BABY-ALEX: no drop time wait
         assert a.watch.gone[-1].is_shutdown
-        c.stop(ch.MBR_TX)  # silent: heartbeats stop, no goodbye
+        c.stop_services(ch.MBR_TX)  # silent: heartbeats stop, no goodbye
         gevent.sleep(0.8)
         assert len(a.watch.members) == 1   # still within dropTime
         wait_for(lambda: a.watch.members == [], timeout=3)
@@ -149,7 +149,7 @@ def test_tcp_failure_detector_keeps_a_member_whose_heartbeats_stopped():
     try:
         start_parallel([a, b])
         wait_for(lambda: len(a.watch.members) == 1 and len(b.watch.members) == 1)
-        b.stop(ch.MBR_TX)
+        b.stop_services(ch.MBR_TX)
         gevent.sleep(1.6)  # > dropTime: the multicast layer dropped b, TCP says it is alive
         assert len(a.watch.members) == 1 and len(a.get_members()) == 1
         a.send(a.get_members(), b"still there", 2)
@@ -164,7 +164,7 @@ def test_tcp_failure_detector_drops_member_after_send_failure():
     try:
         start_parallel([a, b])
         wait_for(lambda: len(a.watch.members) == 1 and len(b.watch.members) == 1)
-        b.stop(ch.SND_RX)
+        b.stop_services(ch.SND_RX)
         target = b.get_local_member()
         failed = None
         for _ in range(5):
@@ -188,11 +188,11 @@ def test_tcp_failure_detector_refuses_member_with_dead_port():
     a, b = make_channel(port, TcpFailureDetector()), make_channel(port, TcpFailureDetector())
     try:
         a.start()
-        b.start(ch.SND_RX)
-        b.start(ch.SND_TX)
-        b.start(ch.MBR_RX)
-        b.stop(ch.SND_RX)
-        b.start(ch.MBR_TX)  # heartbeats now advertise a dead TCP port
+        b.start_services(ch.SND_RX)
+        b.start_services(ch.SND_TX)
+        b.start_services(ch.MBR_RX)
+        b.stop_services(ch.SND_RX)
+        b.start_services(ch.MBR_TX)  # heartbeats now advertise a dead TCP port
         wait_for(lambda: len(b.watch.members) == 1)
         for _ in range(10):
             gevent.sleep(0.1)
@@ -207,7 +207,7 @@ def test_without_detector_a_silent_member_is_dropped():
     try:
         start_parallel([a, b])
         wait_for(lambda: len(a.watch.members) == 1)
-        b.stop(ch.MBR_TX)
+        b.stop_services(ch.MBR_TX)
         wait_for(lambda: a.watch.members == [], timeout=3)
         assert not a.watch.gone[-1].is_shutdown
     finally:
@@ -234,16 +234,16 @@ def test_start_stop_rules_with_real_components_and_restart():
     c.receiver.udp_port = 45543  # advertised only; starting and stopping must not fail
     c.receiver.max_threads = 1
     try:
-        c.start(ch.SND_RX)
+        c.start_services(ch.SND_RX)
         with pytest.raises(ChannelError):
-            c.start(ch.SND_RX)
-        c.start(ch.MBR_RX)
+            c.start_services(ch.SND_RX)
+        c.start_services(ch.MBR_RX)
         with pytest.raises(ChannelError):
-            c.start(ch.MBR_RX)
-        c.start(ch.MBR_TX)
-        c.start(ch.SND_TX)
-        c.start(ch.DEFAULT)      # fully started: a no-op
-        c.start(0xFFF0)          # no known flag: a no-op
+            c.start_services(ch.MBR_RX)
+        c.start_services(ch.MBR_TX)
+        c.start_services(ch.SND_TX)
+        c.start_services(ch.DEFAULT)      # fully started: a no-op
+        c.start_services(0xFFF0)          # no known flag: a no-op
         assert c.coordinator.start_level == ch.DEFAULT
         assert c.get_local_member().udp_port == 45543
         c.stop()
@@ -265,8 +265,8 @@ def test_failure_detector_probe_modes():
     port = mcast_port()
     a, b = make_channel(port, TcpFailureDetector()), make_channel(port)
     try:
-        a.start(ch.SND_RX | ch.SND_TX)
-        b.start(ch.SND_RX | ch.SND_TX)
+        a.start_services(ch.SND_RX | ch.SND_TX)
+        b.start_services(ch.SND_RX | ch.SND_TX)
         detector = a.interceptors[0]
         target = b.get_local_member()
         assert detector.member_alive(target)
@@ -292,10 +292,10 @@ def test_membership_may_start_before_the_receiver():
     try:
         a.start()
         b.receiver.port = fixed_tcp_port()      # a port we know before binding
-        b.start(ch.MBR_RX | ch.MBR_TX)          # heartbeats advertise the configured address
+        b.start_services(ch.MBR_RX | ch.MBR_TX)          # heartbeats advertise the configured address
         wait_for(lambda: len(a.watch.members) == 1)
         assert a.watch.members[0].port == b.receiver.port
-        b.start(ch.SND_RX | ch.SND_TX)
+        b.start_services(ch.SND_RX | ch.SND_TX)
         a.send(a.get_members(), b"late receiver", 6)
         assert b.inbox.messages == [b"late receiver"]
     finally:

@@ -84,7 +84,7 @@ def test_howto_channel_builds_and_runs(index):
     b.add_channel_listener(inbox)
     a.add_membership_listener(watch)
     try:
-        gevent.joinall([gevent.spawn(n.start, ch.DEFAULT) for n in nodes], raise_error=True)
+        gevent.joinall([gevent.spawn(n.start_services, ch.DEFAULT) for n in nodes], raise_error=True)
         local = a.get_local_member()
         if not a.receiver.advertised_host.startswith("127."):
             assert not local.hostname.startswith("127.")  # address="auto" never advertises loopback
@@ -154,7 +154,7 @@ def run_pair(xmls, start_flags=ch.DEFAULT):
     for n in nodes:
         n.heartbeat_sleeptime = 100
     try:
-        gevent.joinall([gevent.spawn(n.start, start_flags) for n in nodes], raise_error=True)
+        gevent.joinall([gevent.spawn(n.start_services, start_flags) for n in nodes], raise_error=True)
         wait_for(lambda: len(watch.members) == 1, timeout=5)
         nodes[0].send(nodes[0].get_members(), b"static hello", 6)
         assert inbox.messages == [b"static hello"]

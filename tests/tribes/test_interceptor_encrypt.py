@@ -6,7 +6,8 @@ import time
 import gevent
 import pytest
 
-from pycat.errors import ChannelError
+from pycat.errors import ChannelError, LifecycleError
+from pycat.tribes import channel as ch
 from pycat.tribes.group.interceptors.encrypt import EncryptInterceptor
 from pycat.tribes.group.interceptors.tcp_failure_detector import TcpFailureDetector
 from pycat.tribes.io.channel_data import ChannelData
@@ -150,7 +151,10 @@ def test_tcp_failure_detector_above_encrypt_fails_start():
     e.encryption_key = KEY
     c = FakeNetwork().channel(TcpFailureDetector(), e)
     with pytest.raises(ChannelError, match="before"):
+        c.start_services(ch.DEFAULT)
+    with pytest.raises(LifecycleError, match="before") as info:
         c.start()
+    assert isinstance(info.value.__cause__, ChannelError) and c.coordinator.start_level == 0
 
 
 def test_through_a_channel():

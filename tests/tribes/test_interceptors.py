@@ -6,7 +6,7 @@ import gevent
 import gevent.event
 import pytest
 
-from pycat.errors import ChannelError
+from pycat.errors import ChannelError, LifecycleError
 from pycat.tribes import channel as ch
 from pycat.tribes.group.interceptor import ChannelInterceptor
 from pycat.tribes.group.interceptors.auth import AuthInterceptor
@@ -334,7 +334,10 @@ def test_auth_detects_tampering_and_missing_mac():
 def test_auth_requires_a_secret():
     c = FakeNetwork().channel(AuthInterceptor())
     with pytest.raises(ChannelError, match="secret"):
+        c.start_services(ch.DEFAULT)
+    with pytest.raises(LifecycleError, match="secret") as info:
         c.start()
+    assert isinstance(info.value.__cause__, ChannelError) and c.coordinator.start_level == 0
 
 
 # -- NonBlockingCoordinator --------------------------------------------------------------------
@@ -379,3 +382,27 @@ def test_tcp_ping_uses_the_failure_detector_below():
     a.heartbeat()
     assert True in checks
     assert not [m for _, m in net.sent]  # the detector probes instead of pinging
+
+
+def test_static_membership_wants_a_pinger_above_it(caplog):
+    """It finds one by the ``pings_members`` flag TcpPingInterceptor sets, not by importing it."""
+    from pycat.tribes.group.interceptors.static_membership import StaticMembershipInterceptor
+    from pycat.tribes.group.interceptors.tcp_ping import TcpPingInterceptor
+    wanted = "needs a TcpPingInterceptor above it"
+    alone = FakeNetwork().channel(StaticMembershipInterceptor())
+    with caplog.at_level(logging.WARNING):
+        alone.start()
+    alone.stop()
+    assert wanted in caplog.text
+    caplog.clear()
+    # below a pinger: no warning (and a pinger below it does not count)
+    pinged = FakeNetwork().channel(TcpPingInterceptor(), StaticMembershipInterceptor())
+    with caplog.at_level(logging.WARNING):
+        pinged.start()
+    pinged.stop()
+    assert wanted not in caplog.text
+    upside_down = FakeNetwork().channel(StaticMembershipInterceptor(), TcpPingInterceptor())
+    with caplog.at_level(logging.WARNING):
+        upside_down.start()
+    upside_down.stop()
+    assert wanted in caplog.text

@@ -66,7 +66,10 @@ def make_mcast(mcast_group):
 def start_all(services, level=None):
     group = gevent.pool.Group()
     for svc in services:
-        group.spawn(svc.start, level)
+        if level is None:
+            group.spawn(svc.start)
+        else:
+            group.spawn(svc.start_services, level)
     group.join(raise_error=True)
 
 
@@ -105,7 +108,8 @@ def test_two_services_find_each_other_and_graceful_stop_is_immediate(make_mcast)
     wait_until(lambda: seen_a.payload == b"changed", what="payload update")
 
     stopped = time.monotonic()
-    assert b.stop() is True and b.state is LifecycleState.STOPPED
+    b.stop()
+    assert b.state is LifecycleState.STOPPED and b.levels == 0
     wait_until(lambda: not a.has_members(), timeout=2.0, what="immediate removal")
     wait_until(lambda: a.membership_listener.gone, what="member_disappeared event")
     assert time.monotonic() - stopped < 2.0  # well before dropTime (5 s)
@@ -141,21 +145,21 @@ def test_ten_services_each_see_nine(make_mcast):
 def test_levels_like_tomcat(make_mcast):
     a, b = make_mcast(4000), make_mcast(4001)
     a.start()
-    b.start(MBR_RX)
+    b.start_services(MBR_RX)
     with pytest.raises(LifecycleError):
-        b.start(MBR_RX)  # the same level twice is an error when asked for explicitly
+        b.start_services(MBR_RX)  # the same level twice is an error when asked for explicitly
     with pytest.raises(ValueError):
-        b.start(1)
+        b.start_services(1)
     assert not a.has_members()  # b only listens: nobody hears of it
     wait_until(lambda: b.has_members(), what="b hears a")
-    b.start(MBR_TX)
+    b.start_services(MBR_TX)
     assert b.levels == MBR_RX | MBR_TX
     b.start()  # Lifecycle start: idempotent
     wait_until(lambda: a.has_members(), what="a hears b")
-    assert b.stop(MBR_TX) is False and b.state is LifecycleState.STARTED
+    assert b.stop_services(MBR_TX) is False and b.state is LifecycleState.STARTED
     wait_until(lambda: not a.has_members(), timeout=DROP / 1000.0 * 3, what="expiry of a silent member")
     assert b.has_members()  # still receiving
-    assert b.stop(MBR_RX) is True and b.state is LifecycleState.STOPPED
+    assert b.stop_services(MBR_RX) is True and b.state is LifecycleState.STOPPED
     # and it can start again, with a new socket
     b.start()
     wait_until(lambda: a.has_members() and b.has_members(), what="rediscovery")

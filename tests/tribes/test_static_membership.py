@@ -119,9 +119,9 @@ def test_two_services_find_each_other_dead_port_is_not_added(static_receivers):
         # the local member is the listed entry matching the receiver, with its configured unique id
         assert a.local_member.unique_id == bytes(range(16)) and a.local_member.is_local
         assert [m.port for m in a.static_members] == ports[1:]
-        a.start(MBR_RX)
+        a.start_services(MBR_RX)
         assert not a.has_members()  # like Tomcat: nothing until both levels run
-        a.start(MBR_TX)
+        a.start_services(MBR_TX)
         b.start()
         assert [m.port for m in a.get_members()] == [ports[1]]
         assert [m.port for m in b.get_members()] == [ports[0]]

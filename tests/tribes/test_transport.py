@@ -184,8 +184,8 @@ def test_connections_reopen_transparently(net, count, time_ms, pause):
     a, b = real_channel(net), real_channel(net)
     lb = Collect()
     b.add_channel_listener(lb)
-    a.start(ch.SND_RX | ch.SND_TX)
-    b.start(ch.SND_RX | ch.SND_TX)
+    a.start_services(ch.SND_RX | ch.SND_TX)
+    b.start_services(ch.SND_RX | ch.SND_TX)
     transport = a.sender.transport
     transport.keep_alive_count, transport.keep_alive_time = count, time_ms
     dest = [Member("127.0.0.1", b.receiver.bound_port, unique_id=b"\0" * 16)]
@@ -444,8 +444,8 @@ def test_no_ack_message_not_lost_after_peer_restart(net):
     b.receiver.port, b.receiver.auto_bind = b.receiver.bound_port, 1
     a.send(a.get_members(), b"before", 0)
     wait_for(lambda: lb.messages == [b"before"])
-    b.stop(ch.SND_RX)
-    b.start(ch.SND_RX)  # same port; the pooled connection in A now leads nowhere
+    b.stop_services(ch.SND_RX)
+    b.start_services(ch.SND_RX)  # same port; the pooled connection in A now leads nowhere
     gevent.sleep(0.2)
     a.send(a.get_members(), b"after", 0)
     wait_for(lambda: lb.messages == [b"before", b"after"])

@@ -4,9 +4,11 @@ It owns the three real components and starts/stops them by flag:
   SND_RX -> receiver (binds; its address/port become the local member's),
   SND_TX -> sender, MBR_RX -> membership listening, MBR_TX -> membership broadcasting.
 
-Start-flag rules (Tomcat's internalStart/internalStop): once every level is started, further
-starts are no-ops; a start whose levels are all already started is an error ("Channel already
-started for level"); flags outside DEFAULT are ignored; stop only stops what was started.
+Start-flag rules (Tomcat's internalStart/internalStop), for ``start_services(flags)`` and
+``stop_services(flags)``: once every level is started, further starts are no-ops; a start whose
+levels are all already started is an error ("Channel already started for level"); flags outside
+DEFAULT are ignored; stop only stops what was started. As a Lifecycle the coordinator is STARTED
+while any level runs: a plain ``start()`` starts every level, ``stop()`` stops those running.
 
 Down the stack it sends: MULTICAST messages go to ``membership.broadcast``, everything else to the
 sender (which raises ChannelError naming each faulty member). Up the stack it delivers what the
@@ -17,11 +19,11 @@ import logging
 import gevent.lock
 
 from pycat.errors import ChannelError
+from pycat.lifecycle import LifecycleState
 from pycat.tribes import channel as ch
 from pycat.tribes.group.interceptor import ChannelInterceptor
 
 log = logging.getLogger(__name__)
-
 
 
 class ChannelCoordinator(ChannelInterceptor):
@@ -46,14 +48,36 @@ class ChannelCoordinator(ChannelInterceptor):
             self.membership = McastService()
 
     # -- start / stop by flag -----------------------------------------------------------------
-    def start(self, flags=ch.DEFAULT):
+    def start_services(self, flags=ch.DEFAULT):
         with self._lock:
             flags &= ch.DEFAULT
             if self.start_level == ch.DEFAULT or flags == 0:
                 return
             if flags & self.start_level == flags:
                 raise ChannelError("Channel already started for level: %d" % flags)
-            todo = flags & ~self.start_level
+            self._start_levels(flags & ~self.start_level)
+            if self.state is not LifecycleState.STARTED:
+                self.start()          # the levels asked for run already; _start adds none
+
+    def stop_services(self, flags=ch.DEFAULT):
+        with self._lock:
+            try:
+                self._stop_levels(flags)
+            finally:
+                if self.start_level == 0 and self.state is LifecycleState.STARTED:
+                    self.stop()
+
+    def _start(self):
+        with self._lock:
+            if self.start_level == 0:     # a plain start(): every level, as Tomcat's start(DEFAULT)
+                self._start_levels(ch.DEFAULT)
+
+    def _stop(self):
+        with self._lock:
+            self._stop_levels(self.start_level)
+
+    def _start_levels(self, todo):
+        with self._lock:
             self.ensure_components()
             started = 0
             try:
@@ -71,7 +95,7 @@ class ChannelCoordinator(ChannelInterceptor):
                     self.membership.membership_listener = self
                     self.membership.message_listener = self
                     # both levels in one call: McastService waits 2 x frequency per start
-                    self.membership.start(levels)
+                    self.membership.start_services(levels)
                     started |= levels
             except Exception as exc:
                 self.start_level |= started
@@ -80,7 +104,7 @@ class ChannelCoordinator(ChannelInterceptor):
                 raise ChannelError("channel start failed for level %d: %s" % (todo, exc)) from exc
             self.start_level |= started
 
-    def stop(self, flags=ch.DEFAULT):
+    def _stop_levels(self, flags):
         with self._lock:
             flags &= self.start_level
             if not flags:
@@ -89,7 +113,7 @@ class ChannelCoordinator(ChannelInterceptor):
             # stop membership first so peers hear the graceful goodbye while the receiver still runs
             levels = flags & (ch.MBR_RX | ch.MBR_TX)
             if levels:
-                self._try(errors, self.membership.stop, levels)
+                self._try(errors, self.membership.stop_services, levels)
             if flags & ch.SND_RX:
                 self._try(errors, self.receiver.stop)
             if flags & ch.SND_TX:

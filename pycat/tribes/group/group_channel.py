@@ -7,16 +7,18 @@ decoded and offered to each channel listener whose ``accept`` says yes. An RPC r
 consumed is answered with NoRpcChannelReply so the caller does not wait for its timeout.
 
 server.xml attaches children with ``set_membership``, ``set_receiver``, ``set_sender`` and
-``add_interceptor``. ``start(flags)`` / ``stop(flags)`` follow Tomcat's start-flag rules (see
-coordinator.py); the channel is a Lifecycle and STARTED once any level runs, with a heartbeat
-greenlet calling ``heartbeat()`` down the stack every ``heartbeatSleeptime`` ms.
+``add_interceptor``. ``start_services(flags)`` / ``stop_services(flags)`` (Tomcat's
+``start(int svc)`` / ``stop(int svc)``) follow Tomcat's start-flag rules (see coordinator.py)
+and raise ChannelError. The channel is a Lifecycle, STARTED once any level runs, with a heartbeat
+greenlet calling ``heartbeat()`` down the stack every ``heartbeatSleeptime`` ms; its plain
+``start()`` starts every service (``Channel.DEFAULT``) and ``stop()`` stops all that run.
 """
 import logging
 import gevent
 
 from pycat.attrs import Attr
 from pycat.errors import ChannelError, ProtocolError
-from pycat.lifecycle import Lifecycle, LifecycleState
+from pycat.lifecycle import LifecycleState
 from pycat.tribes import channel as ch
 from pycat.tribes.group.coordinator import ChannelCoordinator
 from pycat.tribes.group.interceptor import ChannelInterceptor
@@ -135,30 +137,43 @@ class GroupChannel(ChannelInterceptor):
             seen[flag] = icpt
 
     # -- start / stop -------------------------------------------------------------------------
-    def start(self, flags=ch.DEFAULT):
+    def start_services(self, flags=ch.DEFAULT):
         flags &= ch.DEFAULT
         if not flags:
             return
-        self._build_stack()
-        if self.option_check:
-            self._check_option_flags()
-        # the stack (and the coordinator's start-level rules) first, then our own heartbeat
-        self.next.start(flags)
+        # the stack (and the coordinator's start-level rules, raising ChannelError) first, then
+        # the Lifecycle start, which only adds the heartbeat once some service runs
+        self._prepare_stack()
+        self.next.start_services(flags)
         if self.state is not LifecycleState.STARTED:
-            Lifecycle.start(self)
+            self.start()
 
-    def stop(self, flags=ch.DEFAULT):
+    def stop_services(self, flags=ch.DEFAULT):
         if not self._stack_built:
             return
         try:
-            self.next.stop(flags)
+            self.next.stop_services(flags)
         finally:
             if self.coordinator.start_level == 0 and self.state is LifecycleState.STARTED:
-                Lifecycle.stop(self)
+                self.stop()
+
+    def _prepare_stack(self):
+        self._build_stack()
+        if self.option_check:
+            self._check_option_flags()
 
     def _start(self):
+        if self.coordinator.start_level == 0:
+            # a plain start(): every service, as Tomcat's start(Channel.DEFAULT)
+            self._prepare_stack()
+            self.next.start_services(ch.DEFAULT)
         if self.heartbeat_enabled:
             self.spawn(self._heartbeat_loop)
+
+    def _stop(self):
+        running = self.coordinator.start_level
+        if self._stack_built and running:
+            self.next.stop_services(running)
 
     def _heartbeat_loop(self):
         while True:

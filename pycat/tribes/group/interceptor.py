@@ -4,7 +4,10 @@ The stack is a doubly linked list: GroupChannel -> I1 -> ... -> In -> ChannelCoo
 * ``send_message(members, msg, payload)`` goes DOWN (towards the coordinator and the sender);
 * ``message_received(msg)`` goes UP (towards the channel and its listeners);
 * ``member_added`` / ``member_disappeared`` go UP; ``heartbeat`` goes DOWN;
-* ``start(flags)`` / ``stop(flags)`` go DOWN so the coordinator starts the real components;
+* ``start_services(flags)`` / ``stop_services(flags)`` go DOWN so the coordinator starts the
+  real components (Tomcat's ``start(int svc)``); an interceptor acts on the flags that concern it
+  on the way. ``start()`` / ``stop()`` are the Lifecycle's and mean the interceptor's own parts:
+  one that owns greenlets starts itself when the flags it serves start;
 * membership queries (``get_members`` ...) go DOWN, so an interceptor can filter the view.
 
 ``msg`` is a ChannelData (options, timestamp, unique_id, address, message bytes). ``payload`` is an
@@ -26,6 +29,11 @@ class ChannelInterceptor(Lifecycle):
 
     option_flag = Attr(int, 0, "only act on messages whose options hold all these bits (0 = every message)")
 
+    #: True for an interceptor that keeps checking the members' liveness by sending to them
+    #: (TcpPingInterceptor). StaticMembershipInterceptor looks above itself for one by this flag
+    #: rather than by class, so that the two modules do not import each other.
+    pings_members = False
+
     def __init__(self):
         super().__init__()
         self.next = None
@@ -45,21 +53,14 @@ class ChannelInterceptor(Lifecycle):
         if self.next is not None:
             self.next.heartbeat()
 
-    def start(self, flags=ch.DEFAULT):
-        """Start the parts named by flags below this interceptor (a Lifecycle start with no flags)."""
+    def start_services(self, flags=ch.DEFAULT):
+        """Start the channel services named by flags (SND_RX, SND_TX, MBR_RX, MBR_TX) below here."""
         if self.next is not None:
-            self.next.start(flags)
+            self.next.start_services(flags)
 
-    def stop(self, flags=ch.DEFAULT):
+    def stop_services(self, flags=ch.DEFAULT):
         if self.next is not None:
-            self.next.stop(flags)
-
-    # -- lifecycle helpers for interceptors that own greenlets -------------------------------
-    def _life_start(self):
-        Lifecycle.start(self)
-
-    def _life_stop(self):
-        Lifecycle.stop(self)
+            self.next.stop_services(flags)
 
     # -- up ----------------------------------------------------------------------------------
     def message_received(self, msg):

@@ -9,10 +9,13 @@ The contract the channel codes against (Tomcat's ``MembershipService``):
   listener (a TCP probe) never stalls the service; an exception is logged, never propagated.
 * ``message_listener``: an object with ``message_received(channel_data)``, or a callable taking
   it; gets each decoded ChannelData broadcast from another member (multicast only).
-* ``start(level=None)`` / ``stop(level=None)`` with Tomcat's levels MBR_RX (4) and MBR_TX (8):
-  no argument means both and is the idempotent Lifecycle transition; an explicit level that is
-  already running raises LifecycleError (Tomcat's IllegalStateException). ``stop`` returns True
-  once no level runs, and the service is then STOPPED.
+* ``start_services(level)`` / ``stop_services(level)`` with Tomcat's levels MBR_RX (4) and
+  MBR_TX (8) (Tomcat's ``start(int)`` / ``stop(int)``): the first level started starts the service
+  (Lifecycle), a level that is already running raises LifecycleError (Tomcat's
+  IllegalStateException); ``stop_services`` returns True once no level runs, and the service is
+  then STOPPED. The plain Lifecycle ``start()`` / ``stop()`` start both levels / stop all.
+  Subclasses open and close their own parts in ``_start_service`` / ``_stop_service`` and start
+  and stop levels in ``_start_levels`` / ``_stop_levels``.
 * ``get_members()`` (longest-running first), ``get_member(m)``, ``has_members()``,
   ``find_member_by_name(name)``, ``broadcast(data)``, the ``payload`` and ``domain`` attributes
   (mirrored onto the local member at once, so they go out with the next heartbeat).
@@ -60,6 +63,7 @@ class MembershipService(Lifecycle):
         self.message_listener = None
         self.membership = Membership()
         self._levels = 0
+        self._asked = MBR_BOTH           # the levels the next Lifecycle start brings up
         self._events = gevent.queue.Queue()
         #: signs our member records and verifies the ones received (see the module docstring)
         self.record_authenticator = None
@@ -119,40 +123,41 @@ class MembershipService(Lifecycle):
         """The running levels (MBR_RX | MBR_TX bits)."""
         return self._levels
 
-    def start(self, level=None):
-        explicit = level is not None
-        level = MBR_BOTH if level is None else level
+    def start_services(self, level):
+        """Start the given levels; the first one starts the service (a failure there leaves it
+        STOPPED, as a failed Lifecycle start does)."""
         if not level & MBR_BOTH:
             raise ValueError("invalid membership start level %r: use MBR_RX (4) and/or MBR_TX (8)" % level)
         level &= MBR_BOTH
-        if explicit and level & self._levels:
+        if level & self._levels:
             raise LifecycleError("%s: membership level %d already running"
                                  % (self.component_name, level & self._levels))
-        level &= ~self._levels
-        if not level:
-            return
-        if self.local_member is None:
-            raise LifecycleError("%s: call set_local_member_properties() before start" % self.component_name)
         if self.state is not LifecycleState.STARTED:
-            super().start()
+            self._asked = level
+            try:
+                self.start()
+            finally:
+                self._asked = MBR_BOTH
+            return
+        self._add_levels(level)
+
+    def stop_services(self, level):
+        """Stop the given levels; True when no level runs any more (the service is then STOPPED)."""
+        level &= MBR_BOTH
+        if not self._levels & ~level:
+            self.stop()
+            return True
+        self._stop_levels(level & self._levels)
+        self._levels &= ~level
+        return False
+
+    def _add_levels(self, level):
         self._levels |= level
         try:
             self._start_levels(level)
         except Exception:
-            self._levels &= ~level
-            if not self._levels:
-                super().stop()  # release what the first level acquired
+            self._levels &= ~level   # a level that did not start is not stopped either
             raise
-
-    def stop(self, level=None):
-        """Stop the named levels (default both); True when the service is fully stopped."""
-        level = MBR_BOTH if level is None else level & MBR_BOTH
-        self._stop_levels(level & self._levels)
-        self._levels &= ~level
-        if self._levels == 0:
-            super().stop()
-            return True
-        return False
 
     def _start_levels(self, level):
         """Start the given levels (already added to ``levels``)."""
@@ -161,13 +166,26 @@ class MembershipService(Lifecycle):
         """Stop the given running levels (still in ``levels``)."""
 
     def _start(self):
+        if self.local_member is None:
+            raise LifecycleError("%s: call set_local_member_properties() before start" % self.component_name)
+        self._start_service()
+        self._add_levels(self._asked)
+
+    def _stop(self):
+        running, self._levels = self._levels, 0
+        self._stop_levels(running)
+        self._stop_service()
+
+    def _start_service(self):
+        """Open what the service needs whatever the level (subclasses extend it)."""
         self.local_member.command = b""
         self.local_member.service_start_time = now_ms()
         self.membership.clear()
         self._events = gevent.queue.Queue()
         self.spawn(self._dispatch_loop)
 
-    def _stop(self):
+    def _stop_service(self):
+        """Close what ``_start_service`` opened, once no level runs."""
         self.membership.clear()
 
     # -- events --------------------------------------------------------------------------------

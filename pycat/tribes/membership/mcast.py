@@ -8,7 +8,7 @@ service) removes its member at once. A datagram not beginning with ``TRIBES-B`` 
 ChannelData broadcasts (send option MULTICAST, see ``broadcast``).
 
 Start levels are Tomcat's: MBR_RX (4) runs the receiver, MBR_TX (8) the sender; the contract
-(``start(level)``/``stop(level)``, listeners, queries) is the one in ``base.py``. Starting a level
+(``start_services(level)``/``stop_services(level)``, listeners, queries) is the one in ``base.py``. Starting a level
 opens and joins the socket if needed, sends one heartbeat at once when starting MBR_TX, then
 waits 2 x frequency for the group to answer (a gevent sleep: only the caller waits). When the
 last level stops, the service sends its goodbye record, leaves the group and closes the socket.
@@ -80,10 +80,10 @@ class McastService(MembershipService):
         self._drop_logged_at = 0.0
         self._drops_unlogged = 0
 
-    def _start(self):
+    def _start_service(self):
         if self.frequency <= 0 or self.drop_time <= 0:
             raise LifecycleError("frequency and dropTime must be positive")
-        super()._start()
+        super()._start_service()
         self.membership.max_members = self.max_members
         self._errors = 0
         self._open_socket()
@@ -104,7 +104,7 @@ class McastService(MembershipService):
         if level & MBR_TX:
             self._sender = _halt(self._sender)
 
-    def _stop(self):
+    def _stop_service(self):
         self._recovery = _halt(self._recovery)  # it must not reopen what we close
         if self._sock is not None:
             # the goodbye: peers drop us at once instead of after dropTime
@@ -114,7 +114,7 @@ class McastService(MembershipService):
             except OSError as exc:
                 log.warning("%s: could not send the shutdown notice: %s", self.component_name, exc)
         self._close_socket()
-        super()._stop()
+        super()._stop_service()
 
     # -- socket -------------------------------------------------------------------------------
     def _open_socket(self):

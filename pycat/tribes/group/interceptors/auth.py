@@ -67,12 +67,12 @@ class AuthInterceptor(ChannelInterceptor):
         super().__init__()
         self.dropped = 0
 
-    def start(self, flags=ch.DEFAULT):
+    def start_services(self, flags=ch.DEFAULT):
         if not self.secret:
             raise ChannelError("AuthInterceptor needs a secret")
         if self.authenticate_membership:
             self._guard_membership()
-        super().start(flags)
+        super().start_services(flags)
 
     def _guard_membership(self):
         """Make the channel's membership service sign and verify member records with us."""

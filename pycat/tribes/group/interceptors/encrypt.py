@@ -71,12 +71,12 @@ class EncryptInterceptor(ChannelInterceptor):
         self._floor = None
         self.dropped = 0
 
-    def start(self, flags=ch.DEFAULT):
+    def start_services(self, flags=ch.DEFAULT):
         self.configure()
         from pycat.tribes.group.interceptors.tcp_failure_detector import TcpFailureDetector
         if self.find_above(TcpFailureDetector) is not None:
             raise ChannelError("EncryptInterceptor must be placed before (above) TcpFailureDetector")
-        super().start(flags)
+        super().start_services(flags)
 
     def configure(self):
         parts = (self.encryption_algorithm or "").split("/")

@@ -34,29 +34,33 @@ class MessageDispatchInterceptor(ChannelInterceptor):
         self._queue = None
         self.running = False
 
-    def start(self, flags=ch.DEFAULT):
+    def start_services(self, flags=ch.DEFAULT):
         if self.option_flag != ch.ASYNCHRONOUS:
             log.warning("MessageDispatchInterceptor optionFlag is fixed at 8; ignoring %d", self.option_flag)
             self.option_flag = ch.ASYNCHRONOUS
-        if flags & ch.SND_TX and not self.running:
-            # snapshot for the hot path (an Attr read is a descriptor call)
-            self._limits = (self.max_queue_size, self.always_send, self.use_deep_clone)
-            self._queue = gevent.queue.Queue()
-            self._life_start()
-            for _ in range(max(1, self.max_threads)):
-                self.spawn(self._worker, self._queue)
-            self.running = True
-        super().start(flags)
+        if flags & ch.SND_TX:
+            self.start()            # the workers serve the sender: they run while SND_TX does
+        super().start_services(flags)
 
-    def stop(self, flags=ch.DEFAULT):
+    def stop_services(self, flags=ch.DEFAULT):
         try:
-            super().stop(flags)
+            super().stop_services(flags)
         finally:
-            if flags & ch.SND_TX and self.running:
-                self.running = False
-                self._life_stop()
-                self._queue = None
-                self.current_size = 0
+            if flags & ch.SND_TX:
+                self.stop()
+
+    def _start(self):
+        # snapshot for the hot path (an Attr read is a descriptor call)
+        self._limits = (self.max_queue_size, self.always_send, self.use_deep_clone)
+        self._queue = gevent.queue.Queue()
+        for _ in range(max(1, self.max_threads)):
+            self.spawn(self._worker, self._queue)
+        self.running = True
+
+    def _stop(self):
+        self.running = False        # the workers are killed once this returns
+        self._queue = None
+        self.current_size = 0
 
     def send_message(self, members, msg, payload):
         if not self.running or not msg.options & ch.ASYNCHRONOUS:

@@ -12,6 +12,8 @@ import logging
 from pycat.errors import ChannelError
 from pycat.tribes import channel as ch
 from pycat.tribes.group.interceptor import ChannelInterceptor
+from pycat.tribes.group.interceptors.tcp_failure_detector import TcpFailureDetector
+from pycat.tribes.io.channel_data import ChannelData
 from pycat.tribes.member import SHUTDOWN_PAYLOAD
 
 log = logging.getLogger(__name__)
@@ -39,37 +41,42 @@ class StaticMembershipInterceptor(ChannelInterceptor):
         if hasattr(member, "is_local"):
             member.is_local = True
 
-    def start(self, flags=ch.DEFAULT):
-        super().start(flags)
-        from pycat.tribes.group.interceptors.tcp_failure_detector import TcpFailureDetector
-        from pycat.tribes.group.interceptors.tcp_ping import TcpPingInterceptor
+    def start_services(self, flags=ch.DEFAULT):
+        super().start_services(flags)
         if self.find_above(TcpFailureDetector) is None:
             log.warning("StaticMembershipInterceptor works best below a TcpFailureDetector")
-        if self.find_above(TcpPingInterceptor) is None:
+        if not self._pinged_from_above():
             log.warning("StaticMembershipInterceptor needs a TcpPingInterceptor above it to keep members alive")
         # legacy setups start only SND_RX|SND_TX (channelStartOptions=3): announce once we can send
         if flags & (ch.SND_TX | ch.MBR_RX) and not self._announced:
             self._announced = True
-            self._life_start()
+            self.start()
             for member in list(self.members):
                 self.spawn(self._announce, member)
+
+    def _pinged_from_above(self):
+        node = self.previous
+        while node is not None:
+            if getattr(node, "pings_members", False):
+                return True
+            node = getattr(node, "previous", None)
+        return False
 
     def _announce(self, member):
         self.member_added(member)
         self._notify([member], MEMBER_START)
 
-    def stop(self, flags=ch.DEFAULT):
+    def stop_services(self, flags=ch.DEFAULT):
         if flags & (ch.SND_TX | ch.MBR_RX) and self._announced:
             self._announced = False
-            self._life_stop()
+            self.stop()
             self._notify(list(self.members), MEMBER_STOP)  # before the sender stops below us
-        super().stop(flags)
+        super().stop_services(flags)
 
     def _notify(self, members, data):
         local = self.get_local_member(False)
         if local is None or local.host is None:
             return
-        from pycat.tribes.io.channel_data import ChannelData
         msg = ChannelData.create(ch.BYTE_MESSAGE, local, data)
         try:
             ChannelInterceptor.send_message(self, members, msg, None)

@@ -12,6 +12,9 @@ from pycat.attrs import Attr
 from pycat.errors import ChannelError
 from pycat.tribes import channel as ch
 from pycat.tribes.group.interceptor import ChannelInterceptor
+from pycat.tribes.group.interceptors.static_membership import StaticMembershipInterceptor
+from pycat.tribes.group.interceptors.tcp_failure_detector import TcpFailureDetector
+from pycat.tribes.io.channel_data import ChannelData
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +29,21 @@ class TcpPingInterceptor(ChannelInterceptor):
     use_thread = Attr(bool, False, "ping from an own greenlet instead of the channel heartbeat")
     static_only = Attr(bool, False, "ping only static members")
 
-    def start(self, flags=ch.DEFAULT):
-        super().start(flags)
-        if self.use_thread and flags & ch.SND_TX:
-            self._life_start()
-            self.spawn(self._loop)
+    pings_members = True
 
-    def stop(self, flags=ch.DEFAULT):
+    def start_services(self, flags=ch.DEFAULT):
+        super().start_services(flags)
         if flags & ch.SND_TX:
-            self._life_stop()
-        super().stop(flags)
+            self.start()            # pings need the sender
+
+    def stop_services(self, flags=ch.DEFAULT):
+        if flags & ch.SND_TX:
+            self.stop()
+        super().stop_services(flags)
+
+    def _start(self):
+        if self.use_thread:
+            self.spawn(self._loop)
 
     def _loop(self):
         while True:
@@ -48,19 +56,16 @@ class TcpPingInterceptor(ChannelInterceptor):
             self.send_ping()
 
     def send_ping(self):
-        from pycat.tribes.group.interceptors.tcp_failure_detector import TcpFailureDetector
         detector = self.find_below(TcpFailureDetector)
         if detector is not None:
             detector.check_members(True)
             return
         members = self.get_members()
         if self.static_only:
-            from pycat.tribes.group.interceptors.static_membership import StaticMembershipInterceptor
             static = self.find_below(StaticMembershipInterceptor)
             members = [m for m in members if static is not None and m in static.members]
         if not members:
             return
-        from pycat.tribes.io.channel_data import ChannelData
         msg = ChannelData.create(ch.BYTE_MESSAGE, self.get_local_member(False), TCP_PING_DATA)
         try:
             super().send_message(members, msg, None)
