@@ -1,4 +1,5 @@
-"""The few exception classes pycat raises; each means one thing."""
+"""The few exception classes pycat raises; each means one thing. (BadRequest and IllegalStateError live
+here, below the layers that raise and catch them: connector, core and webapp; see docs/design.md section 5.)"""
 
 
 class PycatError(Exception):
@@ -38,3 +39,18 @@ class ChannelError(PycatError):
 
 class ProtocolError(PycatError):
     """Bytes on a wire did not follow the format; the frame or datagram is dropped."""
+
+
+class BadRequest(OSError):
+    """The client sent a malformed request body (bad chunk framing, or it ended early).
+
+    Tomcat's BadRequestException: an IOError to the servlet reading the body (it may catch it),
+    and a 400 without a stack trace when it escapes the servlet. The connection is closed after
+    the response, since the rest of the stream cannot be trusted to start a request.
+    (pycat.connector.request re-exports it.)
+    """
+
+
+class IllegalStateError(RuntimeError):
+    """Like Java's IllegalStateException: e.g. send_error after the response was committed.
+    (pycat.connector.response re-exports it.)"""

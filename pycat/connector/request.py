@@ -9,6 +9,7 @@ import logging
 from urllib.parse import parse_qsl
 
 from pycat.core import session_support
+from pycat.errors import BadRequest  # noqa: F401 (defined in layer 1 for core and webapp; re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +29,6 @@ def _env_key(name):
 def _wsgi_str(text):
     """PEP 3333 'native string': the UTF-8 bytes of a decoded path, as latin-1 text."""
     return text if text.isascii() else text.encode("utf-8").decode("latin-1")
-
-
-class BadRequest(OSError):
-    """The client sent a malformed request body (bad chunk framing, or it ended early).
-
-    Tomcat's BadRequestException: an IOError to the servlet reading the body (it may catch it),
-    and a 400 without a stack trace when it escapes the servlet. The connection is closed after
-    the response, since the rest of the stream cannot be trusted to start a request.
-    """
 
 
 def parse_cookie_header(value):

@@ -12,6 +12,8 @@ import socket
 import time
 from email.utils import formatdate
 
+from pycat.errors import IllegalStateError  # noqa: F401 (defined in layer 1 for core and webapp; re-exported)
+
 log = logging.getLogger(__name__)
 
 _STATUS_LINES = {s.value: "%d %s" % (s.value, s.phrase) for s in http.HTTPStatus}
@@ -23,10 +25,6 @@ def status_line(code, reason=None):
         return "%d %s" % (code, reason)
     line = _STATUS_LINES.get(code)
     return line if line is not None else "%d Unknown" % code
-
-
-class IllegalStateError(RuntimeError):
-    """Like Java's IllegalStateException: e.g. send_error after the response was committed."""
 
 
 class ContainerHeader(tuple):

@@ -11,9 +11,9 @@ import logging
 import gevent.lock
 
 from pycat.attrs import Attr
-from pycat.connector.request import BadRequest
 from pycat.core.container import ContainerBase
 from pycat.core.pipeline import Valve
+from pycat.errors import BadRequest
 from pycat.webapp.filters import run_servlet
 from pycat.webapp.loader import app_code
 

@@ -22,7 +22,7 @@ after it (Tomcat logs and carries on too).
 """
 import logging
 
-from pycat.webapp.loader import abort, is_abort
+from pycat.appcode import abort, is_abort
 
 log = logging.getLogger(__name__)
 

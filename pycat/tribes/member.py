@@ -31,7 +31,6 @@ and alive time do not count), as in Tomcat.
 """
 import ipaddress
 import os
-import socket
 import struct
 import time
 
@@ -61,7 +60,9 @@ def now_ms():
 
 
 def host_to_bytes(host):
-    """4 or 16 address bytes from bytes, an IP string, ``{b,b,b,b}`` or a resolvable host name."""
+    """4 or 16 address bytes from bytes, an IP string or ``{b,b,b,b}``. Pure: a host *name* is a
+    ValueError here; the membership services resolve names (pycat.tribes.membership.base.resolve_host)
+    before they reach a Member."""
     if isinstance(host, (bytes, bytearray, memoryview)):
         host = bytes(host)
         if len(host) not in (4, 16):
@@ -75,14 +76,8 @@ def host_to_bytes(host):
     try:
         return ipaddress.ip_address(host.strip("[]")).packed
     except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ValueError("cannot resolve host %r: %s" % (host, exc)) from None
-    # prefer IPv4 like Java's default (java.net.preferIPv4Stack aside)
-    infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    return ipaddress.ip_address(infos[0][4][0].split("%")[0]).packed
+        raise ValueError("%r is not an IP address or {b,b,b,b} (host names are resolved by the "
+                         "membership service, not by Member)" % host) from None
 
 
 def parse_byte_list(text):

@@ -16,7 +16,7 @@ the included path. Both run the filters mapped for FORWARD/INCLUDE.
 import logging
 from urllib.parse import parse_qsl
 
-from pycat.connector.response import IllegalStateError
+from pycat.errors import IllegalStateError
 from pycat.webapp.filters import ResponseWrapper, run_servlet
 
 log = logging.getLogger(__name__)

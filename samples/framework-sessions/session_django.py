@@ -37,7 +37,7 @@ if not settings.configured:
         ALLOWED_HOSTS=["*"],
         ROOT_URLCONF=urls,
         MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
-        SESSION_ENGINE="pycat.session.adapters.django",
+        SESSION_ENGINE="pycat.adapters.django",
         USE_TZ=True,
     )
     django.setup()

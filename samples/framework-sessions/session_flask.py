@@ -4,7 +4,7 @@ The views are plain Flask; the one line of configuration is the session interfac
 """
 from flask import Flask, session
 
-from pycat.session.adapters.flask import PycatSessionInterface
+from pycat.adapters.flask import PycatSessionInterface
 
 app = Flask(__name__)
 app.session_interface = PycatSessionInterface()

@@ -86,7 +86,7 @@ def test_django_sample_reads_and_writes_are_heard(django_tree):
 
 READER_APP = '''from flask import Flask, session
 
-from pycat.session.adapters.flask import PycatSessionInterface
+from pycat.adapters.flask import PycatSessionInterface
 
 app = Flask(__name__)
 app.session_interface = PycatSessionInterface()

@@ -37,7 +37,7 @@ def test_round_trip_ipv6_and_all_fields():
 
 
 def test_identity_ignores_payload_domain_alive_time():
-    m1 = Member("localhost", 3333, unique_id=UID, payload=b"x" * 333, domain=b"a", alive_time=5)
+    m1 = Member("{127,0,0,1}", 3333, unique_id=UID, payload=b"x" * 333, domain=b"a", alive_time=5)
     m2 = Member("127.0.0.1", 3333, unique_id=UID, payload=b"", domain=b"b", alive_time=9)
     p2 = Member("127.0.0.1", 3331, unique_id=UID)
     assert m1 == m2 and hash(m1) == hash(m2)
@@ -99,6 +99,19 @@ def test_bad_values_rejected_at_construction():
     with pytest.raises(ValueError):
         host_to_bytes("no-such-host.invalid")
     assert host_to_bytes("[::1]") == bytes(15) + b"\x01"
+
+
+def test_member_is_pure_names_are_resolved_by_the_membership_service():
+    """Member never asks DNS (tests/test_layers.py checks its imports); the services resolve names."""
+    from pycat.tribes.membership.base import resolve_host
+    from pycat.tribes.membership.static import StaticMember
+    with pytest.raises(ValueError, match="resolved by the membership service"):
+        Member("localhost", 4000)
+    assert resolve_host("localhost") in (bytes([127, 0, 0, 1]), bytes(15) + b"\x01")
+    assert resolve_host("{10,0,0,1}") == resolve_host("10.0.0.1") == bytes([10, 0, 0, 1])
+    with pytest.raises(ValueError, match="cannot resolve"):
+        resolve_host("no-such-host.invalid")
+    assert StaticMember("localhost", 4000).host == resolve_host("localhost")
 
 
 def _good():

@@ -1,12 +1,4 @@
-"""Framework adapters: make a framework's session object the container's session.
-
-* ``pycat.session.adapters.flask``: ``app.session_interface = PycatSessionInterface()`` (or
-  ``install(app)``) makes ``flask.session`` the container session;
-* ``pycat.session.adapters.django``: ``SESSION_ENGINE = "pycat.session.adapters.django"`` makes
-  ``request.session`` the container session.
-
-Either way the container owns the cookie (JSESSIONID, or the configured name), the id, expiry,
-listeners, persistence and (later) replication; the framework neither signs nor stores anything.
-Both read the session through ``environ["pycat.session"]`` / the current request
-(pycat.core.session_support), and create a container session only when the app writes to it.
+"""Old home of the framework adapters, now pycat.adapters (above ``core`` in the import layers).
+``pycat.session.adapters.flask``, ``.django`` and ``.base`` remain as aliases of the new modules, so a
+``SESSION_ENGINE = "pycat.session.adapters.django"`` or an app importing the old path keeps working.
 """

@@ -24,7 +24,9 @@ The contract the channel codes against (Tomcat's ``MembershipService``):
   member records sends ``local_record()``, and one that receives them passes each through
   ``accept_record`` first, which ignores (and logs, once a minute per source) what does not verify.
 """
+import ipaddress
 import logging
+import socket
 
 import gevent.queue
 
@@ -32,7 +34,7 @@ from pycat.attrs import Attr
 from pycat.errors import LifecycleError
 from pycat.lifecycle import Lifecycle, LifecycleState
 from pycat.tribes.limits import PeerLog
-from pycat.tribes.member import Member, config_bytes, now_ms
+from pycat.tribes.member import Member, config_bytes, host_to_bytes, now_ms
 from pycat.tribes.membership.membership import Membership
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,24 @@ class MemberField(Attr):
         member = obj.__dict__.get("local_member")
         if member is not None:
             setattr(member, self.name, obj.__dict__[self.name])
+
+
+def resolve_host(host):
+    """4 or 16 address bytes for what a member's host may be configured as: what host_to_bytes takes
+    (bytes, an IP string, ``{b,b,b,b}``) or a host name, resolved here (DNS belongs to the I/O side;
+    pycat.tribes.member stays pure). IPv4 is preferred, like Java's default."""
+    if isinstance(host, str) and host.strip() and not host.strip().startswith("{"):
+        name = host.strip()
+        try:
+            ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+            except OSError as exc:
+                raise ValueError("cannot resolve host %r: %s" % (name, exc)) from None
+            infos.sort(key=lambda info: info[0] != socket.AF_INET)
+            return ipaddress.ip_address(infos[0][4][0].split("%")[0]).packed
+    return host_to_bytes(host)
 
 
 class MembershipService(Lifecycle):
@@ -74,6 +94,7 @@ class MembershipService(Lifecycle):
     # -- local member --------------------------------------------------------------------------
     def set_local_member_properties(self, host, port, secure_port=-1, udp_port=-1):
         """Describe this node with its receiver's address (Tomcat's setLocalMemberProperties)."""
+        host = None if host is None else resolve_host(host)
         member = self.local_member
         if member is None:
             self.use_local_member(Member.local(host, port, secure_port, udp_port,

@@ -35,8 +35,8 @@ from pycat.attrs import Attr
 from pycat.errors import ChannelError, LifecycleError, ProtocolError
 from pycat.tribes.io.channel_data import ChannelData
 from pycat.tribes.io.framing import START_DATA, decode_frames, encode_frame
-from pycat.tribes.member import MEMBER_BEGIN, SHUTDOWN_PAYLOAD, Member, host_to_bytes
-from pycat.tribes.membership.base import MBR_RX, MBR_TX, MemberField, MembershipService
+from pycat.tribes.member import MEMBER_BEGIN, SHUTDOWN_PAYLOAD, Member
+from pycat.tribes.membership.base import MBR_RX, MBR_TX, MemberField, MembershipService, resolve_host
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,10 @@ class McastService(MembershipService):
 
     # -- socket -------------------------------------------------------------------------------
     def _open_socket(self):
-        group = host_to_bytes(self.address)
+        group = resolve_host(self.address)
         if len(group) != 4 or not 224 <= group[0] <= 239:
             raise LifecycleError("%s: %s is not an IPv4 multicast group" % (self.component_name, self.address))
-        iface = host_to_bytes(self.bind) if self.bind else bytes(4)
+        iface = resolve_host(self.bind) if self.bind else bytes(4)
         if len(iface) != 4:
             raise LifecycleError("%s: bind must be an IPv4 interface address" % self.component_name)
         sock = gsocket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
@@ -153,8 +153,8 @@ class McastService(MembershipService):
         if sock is None:
             return
         try:
-            iface = host_to_bytes(self.bind) if self.bind else bytes(4)
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, host_to_bytes(self.address) + iface)
+            iface = resolve_host(self.bind) if self.bind else bytes(4)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, resolve_host(self.address) + iface)
         except (OSError, ValueError):
             pass
         sock.close()

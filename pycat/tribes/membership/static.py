@@ -28,8 +28,8 @@ from gevent import socket as gsocket
 
 from pycat.attrs import Attr, ConversionError
 from pycat.errors import LifecycleError
-from pycat.tribes.member import Member, host_to_bytes
-from pycat.tribes.membership.base import MBR_BOTH, MembershipService
+from pycat.tribes.member import Member
+from pycat.tribes.membership.base import MBR_BOTH, MembershipService, resolve_host
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class StaticMember(Member):
 
     def __setattr__(self, name, value):
         try:
+            if name == "host" and value is not None:
+                value = resolve_host(value)   # a configured host name is resolved here, not by Member
             super().__setattr__(name, value)
         except ConversionError:
             raise
@@ -87,7 +89,7 @@ class StaticMembershipService(MembershipService):
 
     def set_local_member_properties(self, host, port, secure_port=-1, udp_port=-1):
         if self.local_member is None:
-            address = host_to_bytes(host)
+            address = resolve_host(host)
             chosen = self._configured_local or next(
                 (m for m in self.static_members if m.host == address and m.port == port), None)
             if chosen is not None:

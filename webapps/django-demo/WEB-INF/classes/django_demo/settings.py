@@ -10,6 +10,6 @@ ALLOWED_HOSTS = ["*"]            # a demo: the container's Host mapping already 
 INSTALLED_APPS = []
 MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware",
               "django.middleware.common.CommonMiddleware"]
-SESSION_ENGINE = "pycat.session.adapters.django"     # request.session is the container session
+SESSION_ENGINE = "pycat.adapters.django"     # request.session is the container session
 USE_TZ = True
 DATABASES = {}
