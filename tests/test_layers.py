@@ -33,12 +33,6 @@ ALLOWED_UP = {
     ("pycat.session.adapters.base", "pycat.adapters.base"): "alias of the old path",
     ("pycat.session.adapters.flask", "pycat.adapters.flask"): "alias of the old path",
     ("pycat.session.adapters.django", "pycat.adapters.django"): "alias of the old path",
-    # core -> connector: removed by the manager-seam change (core/session_support.py is being
-    # rewritten; IllegalStateError now lives in pycat.errors, import it from there)
-    ("pycat.core.session_support", "pycat.connector.response"): "removed by the manager-seam change",
-    # core -> connector: core/host.py is being edited by another change; BadRequest now lives in
-    # pycat.errors: import it from there and delete this line
-    ("pycat.core.host", "pycat.connector.request"): "host.py: import BadRequest from pycat.errors",
 }
 
 # dynamic imports whose name is not a literal (or aliases of the import functions): allowed only here
@@ -114,13 +108,7 @@ def test_the_allow_lists_name_only_what_exists():
     edges = {(m, i.target) for m, found in imports.items() for i in found if i.target}
     dynamic = {(m, i.where, i.text) for m, found in imports.items() for i in found if i.kind == "unresolved"}
     stale = [e for e in ALLOWED_UP if e not in edges] + [d for d in DYNAMIC_ALLOWED if d not in dynamic]
-    # the two core -> connector edges are in files another change is rewriting right now: they may
-    # disappear before this list is trimmed, which is said by a skip, not a failure
-    pending = [e for e in stale if e[0] in ("pycat.core.session_support", "pycat.core.host")]
-    stale = [e for e in stale if e not in pending]
     assert not stale, "remove from the allow-lists: %s" % stale
-    if pending:
-        pytest.skip("gone from the code, remove from ALLOWED_UP: %s" % pending)
 
 
 def test_pure_modules_do_no_io_and_no_dns():

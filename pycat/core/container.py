@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 class ContainerBase(Lifecycle):
     #: a child that fails to start is logged and left FAILED instead of failing this container
     tolerate_child_failures = False
+    #: requests inside this container now (the Host valve counts them for its Contexts, so that a
+    #: retired Context is stopped only once they are done); a class default, set per instance on use
+    inflight_requests = 0
 
     name = Attr(str, None, "Name of this container")
     background_processor_delay = Attr(int, -1, "Seconds between background_process() calls "

@@ -9,6 +9,7 @@ import logging
 import gevent
 
 from pycat.attrs import Attr
+from pycat.core import session_support
 from pycat.core.container import ContainerBase
 from pycat.core.mapper import Mapper
 from pycat.core.pipeline import Valve
@@ -22,7 +23,26 @@ class StandardEngineValve(Valve):
         if host is None:
             response.send_error(400, "No host matches the request's Host header and there is no default host")
             return
-        host.pipeline.first.invoke(request, response)
+        try:
+            host.pipeline.first.invoke(request, response)
+        finally:
+            # the Host and everything under it are done: the request's session state lets go of the
+            # response, so request and response are freed by reference counting at once instead of
+            # waiting as a cycle for the garbage collector, whose passes (one every few dozen
+            # requests, run inside whichever request allocates next) cost ~3 us per request on average
+            session_support.release(request)
+
+
+class _BuildOnRead:
+    """``Engine.mapper``: the first read after a change builds the mapper and stores it in the
+    Engine's __dict__, where every later read (one per request) finds it as a plain attribute,
+    not a property call. A non-data descriptor, so the instance attribute wins."""
+
+    def __get__(self, engine, owner=None):
+        if engine is None:
+            return self
+        mapper = engine.__dict__["mapper"] = engine._build_mapper()
+        return mapper
 
 
 class Engine(ContainerBase):
@@ -37,18 +57,12 @@ class Engine(ContainerBase):
     def __init__(self):
         super().__init__()
         self.service = None
-        self._mapper = None
         self.pipeline.set_basic(StandardEngineValve())
 
     def invalidate_mapper(self):
-        self._mapper = None
+        self.__dict__.pop("mapper", None)     # the next read of .mapper builds a fresh one
 
-    @property
-    def mapper(self):
-        mapper = self._mapper
-        if mapper is None:
-            mapper = self._mapper = self._build_mapper()
-        return mapper
+    mapper = _BuildOnRead()
 
     def _build_mapper(self):
         mapper = Mapper(self.default_host)

@@ -26,43 +26,52 @@ import gevent.event
 
 from pycat import reflect
 from pycat.attrs import Attr
+from pycat.errors import BadRequest
 from pycat.core.container import ContainerBase
 from pycat.core.error_page import apply_error_page
 from pycat.core.pipeline import Valve
+from pycat.lifecycle import LifecycleState
 from pycat.session.cookies import parse_cookie_ids, uri_param_name
 from pycat.webapp.loader import current as _current_loader
-from pycat.webapp.war import version_key
+from pycat.webapp.war import DEFAULT_MAX_EXPANDED_ENTRIES, version_key
 
 log = logging.getLogger(__name__)
+
+
+_STARTED = LifecycleState.STARTED
+_EXCEPTION_ATTR = "pycat.error.exception"
 
 
 class StandardHostValve(Valve):
     def invoke(self, request, response):
         host = self.container
         context = request.context
-        if context is not None:
+        # route() only has work when a reload is pausing some Context, there are parallel ##
+        # versions, or the Context is not started; the common case skips the call
+        if context is not None and (host._paused or host._versions or context._state is not _STARTED):
             context = host.route(request, context)
         if context is None:
             response.send_error(404, "The requested resource [%s] is not available" % request.request_uri)
             return
         loader = context.loader
         token = _current_loader.set(loader if getattr(loader, "prefix", None) else None)
-        inflight = host._inflight
-        inflight[context] = inflight.get(context, 0) + 1
+        context.inflight_requests += 1      # drain() waits for these before stopping a retired Context
         try:
             context.pipeline.first.invoke(request, response)
+        except BadRequest as exc:  # a valve (an authenticator) read a malformed body: as the Wrapper
+            log.info("Bad request body for %s: %s", request.request_uri, exc)
+            if not response.committed:
+                response.send_error(400)
+            else:
+                response.abort()
         except Exception as exc:   # a valve below failed: same treatment as a servlet exception
             log.exception("Exception processing %s", request.request_uri)
             request.set_attribute("pycat.error.exception", exc)
             response.send_error(500)
         finally:
             _current_loader.reset(token)
-            left = inflight.get(context, 1) - 1
-            if left > 0:
-                inflight[context] = left
-            else:
-                inflight.pop(context, None)
-        if response.is_error or request.get_attribute("pycat.error.exception") is not None:
+            context.inflight_requests -= 1
+        if response.is_error or request.attributes.get(_EXCEPTION_ATTR) is not None:
             apply_error_page(context, request, response)
 
 
@@ -92,6 +101,8 @@ class Host(ContainerBase):
 
     max_expanded_size = Attr(int, 512 * 1024 * 1024, "Largest total size (bytes) a WAR may expand to; "
                              "a bigger WAR is not deployed (-1: no limit)")
+    max_expanded_entries = Attr(int, DEFAULT_MAX_EXPANDED_ENTRIES, "Most entries (files and folders) a "
+                                "WAR may hold; a WAR with more is not deployed (-1: no limit)")
     deploy_api = Attr(bool, True, "Accept pycat deploy/undeploy/list on 127.0.0.1 (token file in work/)")
     reload_hold_timeout = Attr(float, 30.0, "Seconds a request waits for its Context to finish a reload")
 
@@ -100,7 +111,9 @@ class Host(ContainerBase):
         self.aliases = []
         self._versions = {}      # context path -> [contexts], newest ## version first (only if > 1)
         self._paused = {}        # context -> Event set when its reload is over
-        self._inflight = {}      # context -> requests inside it now
+        # the object that deploys this Host's apps (startup's HostConfig sets itself here when the
+        # Host starts): the deploy channel and a farm deployer act through it, never by import
+        self.deployer = None
         self.pipeline.set_basic(StandardHostValve())
 
     # -- children: atomic replacement, ## versions -------------------------------------------------
@@ -178,12 +191,12 @@ class Host(ContainerBase):
 
     def drain(self, child, timeout):
         deadline = None
-        while self._inflight.get(child):
+        while child.inflight_requests > 0:
             if deadline is None:
                 deadline = time.monotonic() + timeout
             elif time.monotonic() >= deadline:
                 log.info("Host %s: %d request(s) still in %s after %.1fs; stopping it anyway",
-                         self.name, self._inflight.get(child, 0), child.component_name, timeout)
+                         self.name, child.inflight_requests, child.component_name, timeout)
                 break
             gevent.sleep(0.005)
 

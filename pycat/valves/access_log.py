@@ -1,6 +1,9 @@
 """AccessLogValve: one line per request in logs/<prefix><date><suffix> (Tomcat's).
 
-The pattern is compiled once into a list of small functions. Codes (Tomcat 10 meanings):
+The pattern is compiled once, at start, into a list of literals and small functions
+(``compile_pattern``), and that list into the source of one function that builds the whole line
+with a single %-format, the common codes written inline (``build_formatter``): per request the
+valve makes one call and one format, not one call per code and a join. Codes (Tomcat 10 meanings):
 %a remote IP, %A local IP, %b bytes sent ('-' for 0), %B bytes sent, %h remote host, %H protocol,
 %l '-', %m method, %p local port, %q '?query' or '', %r request line, %s status, %S session id,
 %t [dd/MMM/yyyy:HH:mm:ss Z], %u remote user, %U URL path, %v server name, %D microseconds,
@@ -76,24 +79,44 @@ def _dash(value):
     return "-" if value is None or value == "" else str(value)
 
 
+def _inline(template, *exprs):
+    """Mark a part function with its inline form for ``build_formatter``: a %-template fragment
+    and the Python expressions (over ``req``, ``resp``, ``now``) for its ``%s`` slots, which
+    together give the same text as calling the function. %s applies str(), so an expression may
+    leave an int as it is ("%s" % 200 == str(200))."""
+    def mark(f):
+        f.inline = (template, exprs)
+        return f
+    return mark
+
+
 def _remote(valve, field, attribute):
     """%a / %h: the request's ``field`` (remote_addr / remote_host), or with
     requestAttributesEnabled the value a RemoteIpValve left in the request ``attribute``."""
     if valve.request_attributes_enabled:
+        @_inline("%s", "(req.attributes.get(%r) or req.%s)" % (attribute, field))
         def f(req, resp, now):
             return req.attributes.get(attribute) or getattr(req, field)
         return f
-    return lambda req, resp, now: getattr(req, field)
+    return _inline("%s", "req." + field)(lambda req, resp, now: getattr(req, field))
 
 
+@_inline("%s %s%s %s", "req.method", "req.request_uri", '("?" + q if (q := req.query_string) else "")',
+         "req.protocol")
 def _request_line(req, resp, now):
     q = req.query_string
     return "%s %s%s %s" % (req.method, req.request_uri, "?" + q if q else "", req.protocol)
 
 
+@_inline("%s", '(n if (n := resp.bytes_sent) else "-")')
 def _bytes_clf(req, resp, now):
     n = resp.bytes_sent
     return str(n) if n else "-"
+
+
+def _dashed(expr):
+    """The inline form of _dash(expr)."""
+    return '("-" if (v := %s) is None or v == "" else v)' % expr
 
 
 def _session_id(req, resp, now):
@@ -104,19 +127,21 @@ def _session_id(req, resp, now):
 SIMPLE = {
     "A": lambda req, resp, now: req.local_addr,
     "b": _bytes_clf,
-    "B": lambda req, resp, now: str(resp.bytes_sent),
-    "H": lambda req, resp, now: req.protocol,
+    "B": _inline("%s", "resp.bytes_sent")(lambda req, resp, now: str(resp.bytes_sent)),
+    "H": _inline("%s", "req.protocol")(lambda req, resp, now: req.protocol),
     "l": lambda req, resp, now: "-",
-    "m": lambda req, resp, now: req.method,
+    "m": _inline("%s", "req.method")(lambda req, resp, now: req.method),
     "p": lambda req, resp, now: str(req.local_port),
     "q": lambda req, resp, now: "?" + req.query_string if req.query_string else "",
     "r": _request_line,
-    "s": lambda req, resp, now: str(resp.status),
+    "s": _inline("%s", "resp.status")(lambda req, resp, now: str(resp.status)),
     "S": _session_id,
-    "u": lambda req, resp, now: _dash(req.remote_user),
-    "U": lambda req, resp, now: req.request_uri,
-    "v": lambda req, resp, now: req.server_name,
-    "D": lambda req, resp, now: str(int((now - req.start_time) * 1000000)),
+    "u": _inline("%s", _dashed("req.remote_user"))(
+        lambda req, resp, now: _dash(req.remote_user)),
+    "U": _inline("%s", "req.request_uri")(lambda req, resp, now: req.request_uri),
+    "v": _inline("%s", "req.server_name")(lambda req, resp, now: req.server_name),
+    "D": _inline("%s", "int((now - req.start_time) * 1000000)")(
+        lambda req, resp, now: str(int((now - req.start_time) * 1000000))),
     "T": lambda req, resp, now: "%d" % int(now - req.start_time),
     "F": lambda req, resp, now: str(int(((resp.commit_time or now) - req.start_time) * 1000)),
     "I": lambda req, resp, now: getattr(gevent.getcurrent(), "name", None) or "greenlet",
@@ -125,13 +150,17 @@ SIMPLE = {
 
 def _braced(code, arg):
     if code == "i":
-        return lambda req, resp, now: _dash(req.get_header(arg))
+        return _inline("%s", _dashed("req.get_header(%r)" % arg))(
+            lambda req, resp, now: _dash(req.get_header(arg)))
     if code == "o":
-        return lambda req, resp, now: _dash(resp.get_header(arg))
+        return _inline("%s", _dashed("resp.get_header(%r)" % arg))(
+            lambda req, resp, now: _dash(resp.get_header(arg)))
     if code == "c":
-        return lambda req, resp, now: _dash(req.cookies.get(arg))
+        return _inline("%s", _dashed("req.cookies.get(%r)" % arg))(
+            lambda req, resp, now: _dash(req.cookies.get(arg)))
     if code == "r":
-        return lambda req, resp, now: _dash(req.attributes.get(arg))
+        return _inline("%s", _dashed("req.attributes.get(%r)" % arg))(
+            lambda req, resp, now: _dash(req.attributes.get(arg)))
     if code == "s":
         def session_attr(req, resp, now):
             session = getattr(req, "session_if_exists", None)
@@ -145,6 +174,15 @@ def _braced(code, arg):
         fmt = java_date_format(arg.split(":", 1)[1] if arg.startswith(("begin:", "end:")) else arg)
         return lambda req, resp, now: time.strftime(fmt, time.localtime(now))
     return None
+
+
+def _clock_part(clock):
+    def clock_text(req, resp, now):
+        return clock.clf(now)
+    # the text is cached per second: look at the cache before paying for a call
+    clock_text.inline = ("%s", ("(_clock.text if int(now) == _clock.second else _clock.clf(now))",))
+    clock_text.names = {"_clock": clock}
+    return clock_text
 
 
 _TOKEN = re.compile(r"%\{([^}]*)\}([a-zA-Z])|%([a-zA-Z%])")
@@ -165,12 +203,14 @@ def compile_pattern(pattern, valve):
             code = m.group(3)
             if code == "%":
                 parts.append("%")
+            elif code == "l":
+                parts.append("-")     # always '-': a literal, merged with its neighbours
             elif code == "a":
                 parts.append(_remote(valve, "remote_addr", "org.apache.catalina.AccessLog.RemoteAddr"))
             elif code == "h":
                 parts.append(_remote(valve, "remote_host", "org.apache.catalina.AccessLog.RemoteHost"))
             elif code == "t":
-                parts.append(valve.clock_text)
+                parts.append(_clock_part(valve._clock))
             elif code in SIMPLE:
                 parts.append(SIMPLE[code])
             else:
@@ -189,6 +229,42 @@ def compile_pattern(pattern, valve):
         else:
             merged.append(p)
     return merged
+
+
+def build_formatter(parts, newline=""):
+    """The compiled pattern as ONE function (req, resp, now) → line (+ ``newline``).
+
+    A line is built once per request; calling a small function per pattern code and joining
+    their results cost more than the rest of the container's work for a hello-world request.
+    So the parts become the source of a single function doing one %-format: literals go into
+    the template, parts with an ``inline`` form (the common codes) put their template fragment
+    and expressions in, any other part is called as before. Same text as joining the parts'
+    results; ``line.source`` shows the code."""
+    fmt, args, names = [], [], {}
+    for i, p in enumerate(parts):
+        if p.__class__ is str:
+            fmt.append(p.replace("%", "%%"))
+            continue
+        inline = getattr(p, "inline", None)
+        if inline is None:
+            name = "_part%d" % i
+            names[name] = p
+            fmt.append("%s")
+            args.append("%s(req, resp, now)" % name)
+        else:
+            template, exprs = inline
+            fmt.append(template)
+            args.extend(exprs)
+            names.update(getattr(p, "names", None) or {})
+    template = "".join(fmt) + newline
+    if not args:
+        source = "def line(req, resp, now):\n    return %r\n" % (template % ())
+    else:
+        source = "def line(req, resp, now):\n    return %r %% (%s,)\n" % (template, ", ".join(args))
+    exec(compile(source, "<AccessLogValve pattern>", "exec"), names)
+    line = names["line"]
+    line.source = source
+    return line
 
 
 class AccessLogValve(Valve):
@@ -221,6 +297,8 @@ class AccessLogValve(Valve):
         self._clock = _Clock()
         self._rotation_second = -1
         self._on = False
+        self._conditional = False
+        self._flush_at = 0
         self.current_path = None
 
     def clock_text(self, req, resp, now):
@@ -233,7 +311,12 @@ class AccessLogValve(Valve):
         self._if = self.condition_if
         self._rotate = self.rotatable
         self._buffer_lines = self.buffered
+        self._conditional = self._unless is not None or self._if is not None
+        # unbuffered: every line (never empty, it ends in "\n") passes 0 and is written at once
+        self._flush_at = _FLUSH_BYTES if self._buffer_lines else 0
         self._parts = compile_pattern(self.pattern, self)
+        self._format = build_formatter(self._parts)
+        self._line = build_formatter(self._parts, "\n")
         self._date_fmt = java_date_format(self.file_date_format or "")
         self._open(time.time())
 
@@ -269,28 +352,31 @@ class AccessLogValve(Valve):
                 self.log(request, response)
 
     def format(self, request, response, now):
-        out = []
-        for p in self._parts:
-            out.append(p if p.__class__ is str else p(request, response, now))
-        return "".join(out)
+        return self._format(request, response, now)
 
     def log(self, request, response):
-        unless = self._unless
-        if unless is not None and request.attributes.get(unless) is not None:
-            return
-        if self._if is not None and request.attributes.get(self._if) is None:
-            return
+        # per request: every attribute read here is a plain one set by _start()
+        if self._conditional:
+            attributes = request.attributes
+            if self._unless is not None and attributes.get(self._unless) is not None:
+                return
+            if self._if is not None and attributes.get(self._if) is None:
+                return
         now = time.time()
         if self._rotate and int(now) != self._rotation_second:
-            self._rotation_second = int(now)
-            if time.strftime(self._date_fmt, time.localtime(now)) != self._file_date:
-                self.flush()
-                self._open(now)
-        line = self.format(request, response, now) + "\n"
+            self._rotate_if_needed(now)
+        line = self._line(request, response, now)
         self._buffer.append(line)
         self._buffered_bytes += len(line)
-        if not self._buffer_lines or self._buffered_bytes > _FLUSH_BYTES:
+        if self._buffered_bytes > self._flush_at:
             self.flush()
+
+    def _rotate_if_needed(self, now):
+        """Once a second: a new file when the name's date changed."""
+        self._rotation_second = int(now)
+        if time.strftime(self._date_fmt, time.localtime(now)) != self._file_date:
+            self.flush()
+            self._open(now)
 
     def flush(self):
         if not self._buffer or self._file is None:

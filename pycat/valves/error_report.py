@@ -119,13 +119,14 @@ class ErrorReportValve(Valve):
 
     def invoke(self, request, response):
         self.next.invoke(request, response)
-        if response.committed or response.error_reported:
+        status = response.status
+        # a success leaves at once: this check runs on every request
+        if status < 400 or response.committed or response.error_reported:
             return
         exc = request.get_attribute(EXCEPTION_ATTR)
-        status = response.status
         # as Tomcat: only responses marked in error (send_error, an exception) get a report; an app
         # that just sets 404 and writes nothing gets an empty 404
-        if status < 400 or response.content_written or not (response.is_error or exc is not None):
+        if response.content_written or not (response.is_error or exc is not None):
             return
         response.error_reported = True
         configured = self._configured_file(status, exc)
