@@ -1,6 +1,10 @@
 """The few exception classes pycat raises; each means one thing. (BadRequest and IllegalStateError live
 here, below the layers that raise and catch them: connector, core and webapp; see docs/design.md section 5.)"""
 
+# the request attribute under which a servlet's (or a valve's) exception travels to the error page
+# and the error report (Tomcat's RequestDispatcher.ERROR_EXCEPTION): one name, used by core and valves
+EXCEPTION_ATTR = "pycat.error.exception"
+
 
 class PycatError(Exception):
     """Base of every error pycat raises on purpose."""

@@ -2,7 +2,7 @@
 
 Reading an app's session when there is none must not create one (no cookie for anonymous
 visitors); writing creates it. Every read and write goes through the session's own mapping methods,
-so the session's AttributeObserver hears the app's reads and writes through the adapters too. ``accessor`` is a pycat.core.session_support.SessionAccessor.
+so the session's AttributeObserver hears the app's reads and writes through the adapters too. ``accessor`` is a pycat.core.session_support.SessionAccessor (``session()`` / ``create()``).
 """
 import collections.abc
 
@@ -14,12 +14,12 @@ class ContainerSessionView(collections.abc.MutableMapping):
     # the container session, or None without creating one
     @property
     def container_session(self):
-        return self._accessor.get(False) if self._accessor is not None else None
+        return self._accessor.session() if self._accessor is not None else None
 
     def _for_write(self):
         if self._accessor is None:
             raise RuntimeError("no pycat container session here: the app is not running inside pycat")
-        return self._accessor.get(True)
+        return self._accessor.create()
 
     def __getitem__(self, key):
         session = self.container_session

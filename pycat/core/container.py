@@ -22,6 +22,10 @@ class ContainerBase(Lifecycle):
     #: requests inside this container now (the Host valve counts them for its Contexts, so that a
     #: retired Context is stopped only once they are done); a class default, set per instance on use
     inflight_requests = 0
+    #: an Event while Host.drain() waits for inflight_requests to reach 0 (the valve sets it then),
+    #: else None; drain_waiters counts the drains sharing it
+    drained = None
+    drain_waiters = 0
 
     name = Attr(str, None, "Name of this container")
     background_processor_delay = Attr(int, -1, "Seconds between background_process() calls "

@@ -8,9 +8,9 @@ its location inside the same Context, keeping the error status; the error attrib
 """
 import logging
 
-log = logging.getLogger(__name__)
+from pycat.errors import EXCEPTION_ATTR
 
-EXCEPTION_ATTR = "pycat.error.exception"
+log = logging.getLogger(__name__)
 
 
 def apply_error_page(context, request, response):

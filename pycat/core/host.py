@@ -26,7 +26,7 @@ import gevent.event
 
 from pycat import reflect
 from pycat.attrs import Attr
-from pycat.errors import BadRequest
+from pycat.errors import EXCEPTION_ATTR, BadRequest
 from pycat.core.container import ContainerBase
 from pycat.core.error_page import apply_error_page
 from pycat.core.pipeline import Valve
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 _STARTED = LifecycleState.STARTED
-_EXCEPTION_ATTR = "pycat.error.exception"
+# the class of the Contexts a Host deploys unless its contextClass says otherwise (the deployer uses it too)
+DEFAULT_CONTEXT_CLASS = "pycat.core.context:Context"
 
 
 class StandardHostValve(Valve):
@@ -66,12 +67,14 @@ class StandardHostValve(Valve):
                 response.abort()
         except Exception as exc:   # a valve below failed: same treatment as a servlet exception
             log.exception("Exception processing %s", request.request_uri)
-            request.set_attribute("pycat.error.exception", exc)
+            request.set_attribute(EXCEPTION_ATTR, exc)
             response.send_error(500)
         finally:
             _current_loader.reset(token)
-            context.inflight_requests -= 1
-        if response.is_error or request.attributes.get(_EXCEPTION_ATTR) is not None:
+            left = context.inflight_requests = context.inflight_requests - 1
+            if not left and context.drained is not None:   # a drain() waits: wake it (rare)
+                context.drained.set()
+        if response.is_error or request.attributes.get(EXCEPTION_ATTR) is not None:
             apply_error_page(context, request, response)
 
 
@@ -88,7 +91,7 @@ class Host(ContainerBase):
     deploy_xml = Attr(bool, True, "Honour META-INF/context.xml", xml="deployXML")
     copy_xml = Attr(bool, False, "Copy META-INF/context.xml to the config base", xml="copyXML")
     create_dirs = Attr(bool, True, "Create appBase if missing")
-    context_class = Attr(str, "pycat.core.context:Context", "Class of deployed contexts")
+    context_class = Attr(str, DEFAULT_CONTEXT_CLASS, "Class of deployed contexts")
     error_report_valve_class = Attr(str, "pycat.valves.error_report:ErrorReportValve",
                                     "Valve added to render error pages; empty disables")
     work_dir = Attr(str, None, "Work folder")
@@ -190,15 +193,29 @@ class Host(ContainerBase):
             child.parent = None
 
     def drain(self, child, timeout):
-        deadline = None
-        while child.inflight_requests > 0:
-            if deadline is None:
-                deadline = time.monotonic() + timeout
-            elif time.monotonic() >= deadline:
-                log.info("Host %s: %d request(s) still in %s after %.1fs; stopping it anyway",
-                         self.name, child.inflight_requests, child.component_name, timeout)
-                break
-            gevent.sleep(0.005)
+        """Wait (up to ``timeout`` seconds) until ``child`` has no request in flight. The Host
+        valve sets ``child.drained`` (an Event, present only while a drain waits) when the count
+        drops to 0, so the wait ends as soon as the last request leaves, without polling."""
+        if child.inflight_requests <= 0:
+            return
+        deadline = time.monotonic() + timeout
+        event = child.drained
+        if event is None:
+            event = child.drained = gevent.event.Event()
+        child.drain_waiters += 1
+        try:
+            while child.inflight_requests > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.info("Host %s: %d request(s) still in %s after %.1fs; stopping it anyway",
+                             self.name, child.inflight_requests, child.component_name, timeout)
+                    break
+                event.clear()
+                event.wait(remaining)
+        finally:
+            child.drain_waiters -= 1
+            if not child.drain_waiters:
+                child.drained = None
 
     def _order_children(self):
         """Newest ## version last for each path (the mapper keeps the last one), and the

@@ -3,8 +3,10 @@
 Tomcat spreads this over StandardContext, Request.doGetSession and Response.encodeURL; here it is
 one module, called through small hooks:
 
-* ``start_manager(context)`` (Context start): a ``<Manager>`` from server.xml/context.xml, or a
-  StandardManager, gets the context, name, work dir (CATALINA_BASE/work/<Engine>/<Host>/<app>),
+* ``start_manager(context)`` (Context start): a ``<Manager>`` from server.xml/context.xml, else
+  ``create_manager(context)``: the cluster's clone of its ``<Manager>`` template for a
+  distributable Context under a ``<Cluster>`` (Tomcat's ClusterManager contract, see
+  ``create_manager``), else a StandardManager. The manager gets the context, name, work dir (CATALINA_BASE/work/<Engine>/<Host>/<app>),
   the Engine's jvmRoute, ``distributable`` and the timeout (web.xml session-timeout minutes x 60;
   a ``maxInactiveInterval`` set explicitly on the <Manager> wins), then the web.xml ``<listener>``
   classes that have session listener methods are registered and the manager started.
@@ -23,16 +25,19 @@ one module, called through small hooks:
   Secure on https or cookie-config secure, SameSite from <CookieProcessor sameSiteCookies>,
   Max-Age from cookie-config max-age) is a *container header* of the response, so it survives a
   WSGI app's start_response.
-* WSGI apps get ``environ["pycat.session"]``: a ``SessionAccessor``. It creates nothing by
-  itself; ``accessor.get()`` is the session or None, ``accessor.get(create=True)`` /
-  ``accessor.create()`` creates one. The framework adapters (pycat.session.adapters) build on it.
+* WSGI apps get ``environ["pycat.session"]``: a ``SessionAccessor``, the session as a lazy dict.
+  Reading it creates nothing (no session reads as empty), writing creates the session;
+  ``accessor.session()`` is the Session or None, ``accessor.create()`` creates one, and ``exists``,
+  ``id``, ``invalidate()``, ``change_id()`` complete it. The framework adapters (pycat.adapters)
+  build on it.
 """
+import collections.abc
 import contextvars
 import logging
 import os
 
 from pycat import reflect
-from pycat.errors import IllegalStateError
+from pycat.errors import EXCEPTION_ATTR, IllegalStateError
 from pycat.session import cookies
 from pycat.session.errors import NotSerializableError, TooManyActiveSessions
 from pycat.session.events import LISTENER_METHODS
@@ -41,7 +46,6 @@ from pycat.webapp.war import ContextName
 
 log = logging.getLogger(__name__)
 
-EXCEPTION_ATTR = "pycat.error.exception"
 # the request the current greenlet serves: a context variable, which (with gevent) is per greenlet
 # as a gevent.local is, at a third of the cost to set (two sets per request)
 _CURRENT_REQUEST = contextvars.ContextVar("pycat_current_request", default=None)
@@ -62,12 +66,42 @@ def work_dir_for(context):
                         getattr(host, "name", None) or "localhost", base_name)
 
 
+def cluster_of(context):
+    """The Cluster a distributable Context replicates through (the nearest ``<Cluster>`` up the
+    Host and Engine), else None. Core knows the cluster only as an object with Tomcat's
+    ClusterManager-facing methods: ``create_manager(context)``,
+    ``register_manager(manager, context)``."""
+    if not context.distributable:
+        return None
+    getter = getattr(context, "get_cluster", None)
+    cluster = getter() if callable(getter) else None
+    if cluster is None or not callable(getattr(cluster, "create_manager", None)):
+        return None
+    return cluster
+
+
+def create_manager(context):
+    """The manager of a Context that configured none (Tomcat's StandardContext.startInternal):
+    a distributable Context under a Cluster asks the cluster, which clones its <Manager>
+    template and registers the clone under the app's name (it unregisters when the manager
+    stops); any other Context gets a StandardManager."""
+    cluster = cluster_of(context)
+    if cluster is not None:
+        return cluster.create_manager(context)
+    return StandardManager()
+
+
 def start_manager(context):
     """Create (if needed), configure and start the Context's manager; register web.xml listeners."""
     manager = context.manager
     if manager is None:
-        manager = StandardManager()
+        manager = create_manager(context)
         context.set_manager(manager)
+    else:
+        cluster = cluster_of(context)
+        if cluster is not None:
+            # a Context's own <Manager> wins over the template; the cluster still learns of it
+            cluster.register_manager(manager, context)
     manager.context = context
     if not manager.name:
         manager.name = context.name or "/"
@@ -338,27 +372,124 @@ def encode_url(request, url, redirect=False):
     return cookies.encode_url(url, session.id, cfg.param)
 
 
-class SessionAccessor:
-    """``environ["pycat.session"]``: creates nothing until asked (see module doc)."""
+class SessionAccessor(collections.abc.MutableMapping):
+    """``environ["pycat.session"]``: the request's session as a lazy dict (as Beaker's
+    ``environ["beaker.session"]``)::
+
+        environ["pycat.session"]["count"] = environ["pycat.session"].get("count", 0) + 1
+
+    Reading (``[]``, ``get``, ``in``, ``len``, iteration, ``keys``/``items``/``values``) never
+    creates a session: without one the accessor reads as empty (``[]`` raises KeyError). Writing
+    (``[]=``, ``setdefault`` of a missing key, ``update`` with items) creates one, with its
+    Set-Cookie. ``del`` / ``pop`` / ``clear`` without a session raise KeyError / return the default /
+    do nothing, creating nothing. Every read and write goes through the Session's own mapping
+    methods (``Session._read`` underneath), so its AttributeObserver hears them.
+
+    Outside the Mapping protocol (names no dict has):
+
+    * ``session(create=False)``: the Session object, or None (with ``create``: a new one if needed);
+      calling the accessor, ``accessor(create=False)``, is the same.
+    * ``create()``: the Session, created if there is none.
+    * ``exists`` (property): whether the request has a valid session; creates nothing.
+    * ``id`` (property): the session id, or None; creates nothing.
+    * ``invalidate()``: invalidate the session if there is one (True if there was).
+    * ``change_id(new_id=None)``: a new id for the existing session (login), returns it.
+
+    Until 0.x ``get(create=...)`` returned the Session; ``get(key, default)`` now has its dict
+    meaning: use ``session(create=...)``.
+    """
     __slots__ = ("request",)
 
     def __init__(self, request):
         self.request = request
 
-    def get(self, create=False):
+    # -- the session itself ---------------------------------------------------------------------
+    def session(self, create=False):
         return get_session(self.request, create)
+
+    __call__ = session
 
     def create(self):
         return get_session(self.request, True)
-
-    __call__ = get
 
     @property
     def exists(self):
         return get_session(self.request, False) is not None
 
-    def change_id(self):
-        return change_session_id(self.request)
+    @property
+    def id(self):
+        session = get_session(self.request, False)
+        return session.id if session is not None else None
+
+    def invalidate(self):
+        session = get_session(self.request, False)
+        if session is None:
+            return False
+        session.invalidate()
+        return True
+
+    def change_id(self, new_id=None):
+        return change_session_id(self.request, new_id)
+
+    # -- the Mapping protocol over the session's attributes -----------------------------------
+    def __getitem__(self, key):
+        session = get_session(self.request, False)
+        if session is None:
+            raise KeyError(key)
+        return session[key]
+
+    def get(self, key, default=None):
+        # one read (Mapping.get would raise and catch a KeyError on every miss)
+        session = get_session(self.request, False)
+        return default if session is None else session.get(key, default)
+
+    def __contains__(self, key):
+        session = get_session(self.request, False)
+        return session is not None and key in session
+
+    def __iter__(self):
+        session = get_session(self.request, False)
+        return iter(session.attribute_names() if session is not None else ())
+
+    def __len__(self):
+        session = get_session(self.request, False)
+        return len(session) if session is not None else 0
+
+    def __setitem__(self, key, value):
+        get_session(self.request, True)[key] = value
+
+    def __delitem__(self, key):
+        session = get_session(self.request, False)
+        if session is None:
+            raise KeyError(key)
+        del session[key]
+
+    _MISSING = object()
+
+    def pop(self, key, default=_MISSING):
+        session = get_session(self.request, False)
+        value = session.get(key, self._MISSING) if session is not None else self._MISSING
+        if value is self._MISSING:
+            if default is self._MISSING:
+                raise KeyError(key)
+            return default
+        del session[key]
+        return value
+
+    def setdefault(self, key, default=None):
+        session = get_session(self.request, False)
+        if session is not None:
+            value = session.get(key, self._MISSING)
+            if value is not self._MISSING:
+                return value
+        self[key] = default
+        return default
+
+    def clear(self):
+        session = get_session(self.request, False)
+        if session is not None:
+            for name in session.attribute_names():
+                session.remove_attribute(name)
 
     def __repr__(self):
         return "<SessionAccessor %r>" % (self.request,)

@@ -13,13 +13,11 @@ import gevent.lock
 from pycat.attrs import Attr
 from pycat.core.container import ContainerBase
 from pycat.core.pipeline import Valve
-from pycat.errors import BadRequest
+from pycat.errors import EXCEPTION_ATTR, BadRequest
 from pycat.webapp.filters import run_servlet
 from pycat.webapp.loader import app_code
 
 log = logging.getLogger(__name__)
-
-EXCEPTION_ATTR = "pycat.error.exception"
 
 
 class StandardWrapperValve(Valve):

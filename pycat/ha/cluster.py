@@ -12,16 +12,27 @@ before/after_member_unregister); received ClusterMessages go to the cluster list
 them with ``channelSendOptions`` by default; failures are logged, never raised (Tomcat's rule),
 and fired as ``send_message_failure`` when ``notifyLifecycleListenerOnFailure`` is on.
 
-What this version does not do: session replication. The elements that would bring it (a
-``<Manager>`` template, cluster ``<Valve>``s, a ``<Deployer>``) are refused with a clear error,
-and distributable web applications keep their local session manager; ``start()`` says so.
+The manager seam (Tomcat's ClusterManager contract): a ``<distributable/>`` Context under this
+cluster with no ``<Manager>`` of its own asks ``create_manager(context)``; the cluster clones its
+``<Manager>`` template (``set_manager_template``; by default a StandardManager until DeltaManager
+exists) and registers the clone under the app's manager name (``get_manager_name``: the Context's
+name, prefixed ``host#`` when the cluster sits in the Engine). A distributable Context's own
+``<Manager>`` is registered the same way. ``get_manager(name)`` and ``managers`` answer who is
+registered; a manager is unregistered when it stops (``remove_manager``). A redeploy's new
+Context registers under the same name while the old one drains: the newer registration stays.
+
+What this version does not do: session replication. DeltaManager and BackupManager are recognised
+and refused at load time (pycat.reflect), cluster ``<Valve>``s and a ``<Deployer>`` are refused
+with a clear error, and the managers of distributable web applications keep their sessions local;
+``start()`` says so.
 """
 import collections
 import logging
 
 from pycat.attrs import Attr
 from pycat.errors import ChannelError, ConfigError
-from pycat.lifecycle import PERIODIC_EVENT, Lifecycle
+from pycat.lifecycle import EVENTS, PERIODIC_EVENT, Lifecycle, LifecycleState
+from pycat.session.manager import ManagerBase, StandardManager
 from pycat.tribes import channel as ch
 from pycat.tribes.group.group_channel import GroupChannel
 from pycat.ha.cluster_message import ClusterMessage
@@ -66,6 +77,8 @@ class SimpleTcpCluster(Lifecycle):
         self.channel = None
         self.container = None
         self.cluster_listeners = []
+        self.manager_template = None
+        self._managers = {}           # manager name -> the registered manager
 
     @property
     def component_name(self):
@@ -107,9 +120,84 @@ class SimpleTcpCluster(Lifecycle):
             if callable(setter):
                 setter(None)
 
-    # The session-replication elements: refused clearly, never silently kept (nothing would use them).
+    # -- the manager seam (Tomcat's ClusterManager contract) ----------------------------------
     def set_manager_template(self, manager):
-        raise ConfigError(_NOT_YET % ("Manager", "session replication"))
+        """<Manager> inside <Cluster>: the template cloned for each distributable Context."""
+        if not isinstance(manager, ManagerBase):
+            raise ConfigError("<Manager> inside <Cluster> must be a session manager, not %s"
+                              % type(manager).__name__)
+        self.manager_template = manager
+
+    def get_manager_template(self):
+        """The template; a StandardManager when none was configured (DeltaManager comes with
+        session replication)."""
+        if self.manager_template is None:
+            self.manager_template = StandardManager()
+        return self.manager_template
+
+    def get_manager_name(self, context):
+        """Tomcat's getManagerName: the Context's name, prefixed with its Host's name and "#"
+        when this cluster is the Engine's (one cluster, several Hosts)."""
+        name = getattr(context, "name", None) or "/"
+        host = getattr(context, "parent", None)
+        if self.container is not None and host is not None and host is not self.container \
+                and getattr(host, "parent", None) is self.container:
+            prefix = (getattr(host, "name", None) or "") + "#"
+            if not name.startswith(prefix):
+                name = prefix + name
+        return name
+
+    def create_manager(self, context):
+        """A clone of the template for ``context``, registered under the app's manager name."""
+        manager = self.get_manager_template().clone()
+        if hasattr(manager, "cluster"):
+            manager.cluster = self
+        self.register_manager(manager, context)
+        return manager
+
+    def register_manager(self, manager, context=None):
+        """Register ``manager`` (of ``context``, else of ``manager.context``) by app name; it is
+        unregistered when it stops. A later registration under the same name replaces an
+        earlier one (a redeploy's new Context starts before the old one stops)."""
+        context = context if context is not None else getattr(manager, "context", None)
+        name = self.get_manager_name(context)
+        previous = self._managers.get(name)
+        if previous is manager:
+            return name
+        self._managers[name] = manager
+        manager.__dict__["_cluster_manager_name"] = name
+        if self._manager_lifecycle not in getattr(manager, "_lifecycle_listeners", ()):
+            manager.add_lifecycle_listener(self._manager_lifecycle)
+        log.debug("%s: manager %s registered as %r%s", self.component_name, manager.component_name, name,
+                  " (replacing %s)" % previous.component_name if previous is not None else "")
+        return name
+
+    def _manager_lifecycle(self, event):
+        if event.type == EVENTS[LifecycleState.STOPPED] or event.type == EVENTS[LifecycleState.DESTROYED]:
+            self.remove_manager(event.source)
+
+    def remove_manager(self, manager):
+        """Unregister ``manager`` (a no-op when another one now holds its name)."""
+        name = manager.__dict__.get("_cluster_manager_name")
+        if name is not None and self._managers.get(name) is manager:
+            del self._managers[name]
+            log.debug("%s: manager %r unregistered", self.component_name, name)
+        try:
+            manager.remove_lifecycle_listener(self._manager_lifecycle)
+        except ValueError:
+            pass
+
+    unregister_manager = remove_manager
+
+    def get_manager(self, name):
+        return self._managers.get(name)
+
+    @property
+    def managers(self):
+        """{manager name: manager} of the registered managers (a copy)."""
+        return dict(self._managers)
+
+    # The session-replication elements: refused clearly, never silently kept (nothing would use them).
 
     def add_valve(self, valve):
         raise ConfigError(_NOT_YET % ("Valve", "session replication"))

@@ -14,6 +14,17 @@ them, leaving out (with a warning) what the filter refuses.
 
 ``StandardManager`` adds persistence across a graceful restart: ``stop()`` saves every valid
 session to ``pathname`` (see persistence.py for the format), ``start()`` loads and deletes it.
+
+Two seams serve the cluster and redeploys (design.md section 14, "Replication seam"):
+
+* ``clone()``: a new, unstarted manager of the same class with the same configured attributes (and
+  a copy of the ``<SessionIdGenerator>``): a ``<Manager>`` inside ``<Cluster>`` is such a template,
+  cloned for each distributable Context (Tomcat's ClusterManager.cloneFromTemplate).
+* ``take_over(old)``: during a redeploy the new Context's manager takes the old one's sessions, once
+  the old Context has stopped: the file a StandardManager saved at stop is loaded (values of the
+  app's classes come back as the new code's classes), sessions still live in ``old`` (a manager that
+  does not persist) are copied over through their record bytes. A PersistentManager's store hands
+  its sessions over by itself. DeltaManager (issue 10) overrides it.
 """
 import collections
 import gc
@@ -22,7 +33,7 @@ import os
 import re
 import time
 
-from pycat.attrs import Attr
+from pycat.attrs import Attr, configurable_attrs
 from pycat.lifecycle import Lifecycle
 from pycat.session import persistence, values
 from pycat.session.errors import NotSerializableError, TooManyActiveSessions
@@ -99,6 +110,112 @@ class ManagerBase(Lifecycle):
                 log.debug("%s: %s=%r ignored: session ids always come from Python's secrets",
                           self.component_name, attr, getattr(self, attr))
         self.value_class_filter()      # a bad pattern fails the manager's init, not the first save
+
+    def clone(self):
+        """A new manager of this class configured as this one (a cluster's <Manager> template):
+        every attribute set explicitly is copied, and the <SessionIdGenerator> is cloned the same
+        way; nothing of the runtime state (sessions, context, listeners, statistics) is."""
+        copy = type(self)()
+        _copy_configured(self, copy)
+        generator = self.session_id_generator
+        if generator is not None:
+            twin = type(generator)()
+            _copy_configured(generator, twin)
+            copy.set_session_id_generator(twin)
+        return copy
+
+    def saved_sessions_path(self):
+        """The file this manager saves its sessions to when it stops, or None (no file)."""
+        return None
+
+    def take_over(self, old):
+        """Redeploy handover: take the sessions of ``old``, the replaced Context's manager, which
+        has stopped (or is stopping). Returns how many sessions were taken."""
+        taken = 0
+        path = old.saved_sessions_path() if old is not None and hasattr(old, "saved_sessions_path") else None
+        if path and os.path.exists(path):
+            taken += self.load_file(path)
+        live = [s for s in old.find_sessions() if s.is_valid] if old is not None else []
+        for session in live:
+            try:
+                copy = self.decode_session(old.encode_session(session), trusted=True)
+            except persistence.RecordError as exc:
+                log.error("%s: session %s of %s could not be taken over: %s", self.component_name,
+                          session.id, old.component_name, exc)
+                continue
+            if copy.id in self._sessions:
+                continue
+            self.add(copy)
+            copy.activate()
+            self.session_counter += 1
+            taken += 1
+        if taken:
+            log.info("%s: took over %d sessions from %s", self.component_name, taken, old.component_name)
+        return taken
+
+    def load_file(self, path):
+        """Load sessions saved in ``path`` (persistence.py format; expired and damaged ones are
+        skipped), activate them, delete the file. Returns how many were loaded."""
+        if path is None or not os.path.exists(path):
+            return 0
+        loaded = skipped = expired = 0
+        now = self.clock()
+        data, close = persistence.open_file(path)
+        # hundreds of thousands of new long-lived objects would trigger full collections over
+        # and over (quadratic-ish); nothing here makes cycles worth collecting mid-load
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            # the app's loader bound once for the file (binding costs microseconds, per value)
+            with values.bound(self.app_loader):
+                try:
+                    announced = persistence.check_header(data, path)
+                except persistence.RecordError as exc:
+                    log.error("%s: %s", self.component_name, exc)
+                    self._quarantine(path)
+                    return 0
+                for payload in persistence.iter_records(data, path):
+                    try:
+                        session = self.decode_session(payload, trusted=True)   # our own 0600 file
+                    except persistence.RecordError as exc:
+                        skipped += 1
+                        log.error("%s: %s: a saved session could not be restored, skipped: %s",
+                                  self.component_name, path, exc)
+                        continue
+                    interval = session.max_inactive_interval
+                    if not session.valid or (interval > 0 and now - session.this_accessed_time >= interval):
+                        expired += 1
+                        continue
+                    if session.id in self._sessions or parse_session_id(session.id) is None:
+                        skipped += 1
+                        log.warning("%s: saved session %r duplicates a live one or has a bad id, skipped",
+                                    self.component_name, session.id)
+                        continue
+                    self.add(session)
+                    session.activate()
+                    self.session_counter += 1
+                    loaded += 1
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            del data
+            close()
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            log.warning("%s: could not delete %s: %s", self.component_name, path, exc)
+        missing = announced - loaded - expired - skipped
+        log.info("%s: restored %d sessions from %s (%d expired, %d damaged, %d unreadable)",
+                 self.component_name, loaded, path, expired, skipped, max(0, missing))
+        return loaded
+
+    def _quarantine(self, path):
+        target = path + ".corrupt"
+        try:
+            os.replace(path, target)
+            log.error("%s: unreadable sessions file kept as %s", self.component_name, target)
+        except OSError as exc:
+            log.warning("%s: could not move %s aside: %s", self.component_name, path, exc)
 
     # -- the live table ------------------------------------------------------------------------
     @property
@@ -310,62 +427,13 @@ class StandardManager(ManagerBase):
             log.exception("%s: could not save sessions", self.component_name)
         super()._stop()
 
+    def saved_sessions_path(self):
+        return self.persistence_path()
+
     def load(self):
         """Load saved sessions (skipping expired and damaged ones), activate them, delete the file.
         Returns how many were loaded."""
-        path = self.persistence_path()
-        if path is None or not os.path.exists(path):
-            return 0
-        loaded = skipped = expired = 0
-        now = self.clock()
-        data, close = persistence.open_file(path)
-        # hundreds of thousands of new long-lived objects would trigger full collections over
-        # and over (quadratic-ish); nothing here makes cycles worth collecting mid-load
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            # the app's loader bound once for the file (binding costs microseconds, per value)
-            with values.bound(self.app_loader):
-                try:
-                    announced = persistence.check_header(data, path)
-                except persistence.RecordError as exc:
-                    log.error("%s: %s", self.component_name, exc)
-                    self._quarantine(path)
-                    return 0
-                for payload in persistence.iter_records(data, path):
-                    try:
-                        session = self.decode_session(payload, trusted=True)   # our own 0600 file
-                    except persistence.RecordError as exc:
-                        skipped += 1
-                        log.error("%s: %s: a saved session could not be restored, skipped: %s",
-                                  self.component_name, path, exc)
-                        continue
-                    interval = session.max_inactive_interval
-                    if not session.valid or (interval > 0 and now - session.this_accessed_time >= interval):
-                        expired += 1
-                        continue
-                    if session.id in self._sessions or parse_session_id(session.id) is None:
-                        skipped += 1
-                        log.warning("%s: saved session %r duplicates a live one or has a bad id, skipped",
-                                    self.component_name, session.id)
-                        continue
-                    self.add(session)
-                    session.activate()
-                    self.session_counter += 1
-                    loaded += 1
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-            del data
-            close()
-        try:
-            os.unlink(path)
-        except OSError as exc:
-            log.warning("%s: could not delete %s: %s", self.component_name, path, exc)
-        missing = announced - loaded - expired - skipped
-        log.info("%s: restored %d sessions from %s (%d expired, %d damaged, %d unreadable)",
-                 self.component_name, loaded, path, expired, skipped, max(0, missing))
-        return loaded
+        return self.load_file(self.persistence_path())
 
     def unload(self):
         """Save every valid session (after telling values they passivate), then drop them from
@@ -387,10 +455,10 @@ class StandardManager(ManagerBase):
         log.info("%s: saved %d sessions to %s", self.component_name, len(sessions), path)
         return len(sessions)
 
-    def _quarantine(self, path):
-        target = path + ".corrupt"
-        try:
-            os.replace(path, target)
-            log.error("%s: unreadable sessions file kept as %s", self.component_name, target)
-        except OSError as exc:
-            log.warning("%s: could not move %s aside: %s", self.component_name, path, exc)
+
+def _copy_configured(source, target):
+    """Copy every configurable attribute set explicitly on source (declared with Attr) to target."""
+    for attr in set(configurable_attrs(type(source)).values()):
+        if attr.name in source.__dict__:
+            value = source.__dict__[attr.name]
+            target.__dict__[attr.name] = type(value)(value) if isinstance(value, (list, dict, set)) else value

@@ -10,13 +10,13 @@ import logging
 import os
 
 from pycat import attrs, reflect
+from pycat.core.host import DEFAULT_CONTEXT_CLASS
 from pycat.errors import ConfigError, DeployError
 from pycat.fileutil import remove_inside, resolve_inside, signature, tree_signature
 from pycat.webapp.loader import WebappLoader
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONTEXT_CLASS = "pycat.core.context:Context"
 DEFAULT_WATCHED = ("WEB-INF/web.xml",)    # what Tomcat's stock conf/context.xml watches
 TRACKER = os.path.join("META-INF", "war-tracker")
 
@@ -232,22 +232,18 @@ def verify_context(ctx):
 
 
 def carry_sessions(new_ctx, old_ctx):
-    """After a redeploy swap: the new Context's StandardManager takes the sessions the old one
-    saved when it stopped (same file), as they survive an undeploy+deploy in Tomcat. Values of
-    the app's own classes load with the new code (loader.canonical names)."""
+    """After a redeploy swap, once the old Context has stopped: the new Context's manager takes
+    the old one's sessions (``Manager.take_over``), as they survive an undeploy+deploy in Tomcat.
+    Values of the app's own classes load with the new code (loader.canonical names)."""
     new_m, old_m = getattr(new_ctx, "manager", None), getattr(old_ctx, "manager", None)
-    path_of = getattr(new_m, "persistence_path", None)
-    if path_of is None or not hasattr(new_m, "load") or not hasattr(old_m, "persistence_path"):
-        return
-    path = path_of()
-    if not path or path != old_m.persistence_path() or not os.path.exists(path):
+    if new_m is None or old_m is None or not callable(getattr(new_m, "take_over", None)):
         return
     loader = getattr(new_ctx, "loader", None)
     if loader is not None:
         with loader.bound():
-            new_m.load()
+            new_m.take_over(old_m)
     else:
-        new_m.load()
+        new_m.take_over(old_m)
 
 
 def describe(exc):

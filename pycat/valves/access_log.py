@@ -57,12 +57,16 @@ def java_date_format(fmt):
 
 
 class _Clock:
-    """Per-second cache of the %t text, so a busy log formats the date once a second."""
-    __slots__ = ("second", "text")
+    """Per-second cache of the %t text, so a busy log formats the date once a second.
+
+    ``start <= now < end`` is the second the text is for: the compiled line tests that (two float
+    comparisons) rather than ``int(now) == second`` (a call), since it runs on every request."""
+    __slots__ = ("second", "text", "start", "end")
 
     def __init__(self):
         self.second = -1
         self.text = ""
+        self.start = self.end = 0.0
 
     def clf(self, now):
         sec = int(now)
@@ -72,6 +76,7 @@ class _Clock:
                 t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec,
                 time.strftime("%z", t))
             self.second = sec
+            self.start, self.end = float(sec), sec + 1.0
         return self.text
 
 
@@ -180,7 +185,7 @@ def _clock_part(clock):
     def clock_text(req, resp, now):
         return clock.clf(now)
     # the text is cached per second: look at the cache before paying for a call
-    clock_text.inline = ("%s", ("(_clock.text if int(now) == _clock.second else _clock.clf(now))",))
+    clock_text.inline = ("%s", ("(_clock.text if _clock.start <= now < _clock.end else _clock.clf(now))",))
     clock_text.names = {"_clock": clock}
     return clock_text
 
@@ -295,7 +300,7 @@ class AccessLogValve(Valve):
         self._file = None
         self._file_date = None
         self._clock = _Clock()
-        self._rotation_second = -1
+        self._rotation_start = self._rotation_end = 0.0     # the second whose file name was checked
         self._on = False
         self._conditional = False
         self._flush_at = 0
@@ -363,7 +368,7 @@ class AccessLogValve(Valve):
             if self._if is not None and attributes.get(self._if) is None:
                 return
         now = time.time()
-        if self._rotate and int(now) != self._rotation_second:
+        if self._rotate and not self._rotation_start <= now < self._rotation_end:
             self._rotate_if_needed(now)
         line = self._line(request, response, now)
         self._buffer.append(line)
@@ -373,7 +378,8 @@ class AccessLogValve(Valve):
 
     def _rotate_if_needed(self, now):
         """Once a second: a new file when the name's date changed."""
-        self._rotation_second = int(now)
+        second = int(now)
+        self._rotation_start, self._rotation_end = float(second), second + 1.0
         if time.strftime(self._date_fmt, time.localtime(now)) != self._file_date:
             self.flush()
             self._open(now)

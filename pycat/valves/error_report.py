@@ -15,10 +15,9 @@ import traceback
 import pycat
 from pycat.attrs import Attr
 from pycat.core.pipeline import Valve
+from pycat.errors import EXCEPTION_ATTR
 
 log = logging.getLogger(__name__)
-
-EXCEPTION_ATTR = "pycat.error.exception"
 
 DESCRIPTIONS = {
     400: "The server cannot or will not process the request due to something that is perceived "

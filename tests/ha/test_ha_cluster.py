@@ -128,8 +128,10 @@ def test_default_channel_is_tomcats():
 
 def test_replication_elements_are_refused_clearly():
     c = SimpleTcpCluster()
-    for method, element, planned in (("set_manager_template", "Manager", "session replication"),
-                                     ("add_valve", "Valve", "session replication"),
+    # <Manager> is the manager template now (tests/ha/test_ha_manager_seam.py); only a manager will do
+    with pytest.raises(ConfigError, match=r"<Manager> inside <Cluster> must be a session manager, not object"):
+        c.set_manager_template(object())
+    for method, element, planned in (("add_valve", "Valve", "session replication"),
                                      ("set_cluster_deployer", "Deployer", "farm deployment")):
         with pytest.raises(ConfigError, match=r"<%s> inside <Cluster> is not implemented in this version "
                                               r"of pycat \(planned: %s\)" % (element, planned)):

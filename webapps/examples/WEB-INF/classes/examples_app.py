@@ -19,6 +19,13 @@ class HelloServlet(HttpServlet):
 
 
 def wsgi_app(environ, start_response):
+    if environ.get("PATH_INFO") == "/count":
+        # the container session as a dict: reading creates nothing, the write creates the session
+        session = environ["pycat.session"]
+        session["count"] = session.get("count", 0) + 1
+        data = ("count=%d\n" % session["count"]).encode("ascii")
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
+        return [data]
     body = ("<!doctype html><html><body><h1>A WSGI application</h1>"
             "<p>SCRIPT_NAME = %s<br>PATH_INFO = %s</p></body></html>"
             % (html.escape(environ.get("SCRIPT_NAME", "")), html.escape(environ.get("PATH_INFO", ""))))
