@@ -1,0 +1,324 @@
+"""DeltaRequest (one request's changes to one session) and SessionMessage, as plain codec values.
+
+A DeltaRequest is Tomcat's DeltaRequest: the ordered actions one request made on one session, sent
+at the end of the request as one message. Its plain form (``to_plain``, then ``codec.dumps``):
+
+    {"v": 1, "app": str, "id": str (session id when the request began),
+     "ver": [counter int >= 0, writer str],      per-session version: every replica keeps the
+                                                 greatest (counter, writer), so all settle alike
+     "actions": [[code, args...], ...]}
+
+    [CREATE, max_inactive, creation_time]  first action only; max_inactive seconds (-1: never)
+    [SET, name, value]                     value in attr_values' scheme (may be a dill blob)
+    [REMOVE, name]
+    [MAX_INACTIVE, seconds]                -1 (never expires) or >= 0
+    [PRINCIPAL, None | [name, [role, ...]]]
+    [AUTH_TYPE, None | str]
+    [ACCESS, last_accessed_time]           times: float seconds since the epoch, finite, >= 0
+    [INVALIDATE] / [EXPIRE]                last action: the session is gone everywhere
+    [CHANGE_ID, new_id]                    later actions (and the replica's table) use new_id
+
+Coalescing (``record_all_actions`` False, Tomcat's default): one action per key survives, the last
+recorded, at the place it was recorded last (keys: each attribute name, for SET and REMOVE alike,
+so set-then-remove leaves the remove; max inactive; principal; auth type; access; id change).
+INVALIDATE/EXPIRE drop everything before them but CREATE. Nothing may be recorded after them.
+
+``from_plain`` validates the whole structure before building anything and raises ProtocolError
+(pycat.errors) on the first fault: unknown keys or codes, wrong types or arities, negative times,
+oversize names or ids, more than ``max_actions`` actions. SET values are decoded by
+``attr_values.decode_structure``: a dill blob stays an unloaded ``attr_values.Blob`` until the
+manager calls ``attr_values.resolve`` with the channel's trust.
+"""
+import math
+import time
+
+from pycat.errors import IllegalStateError, ProtocolError
+from pycat.ha.session import attr_values
+from pycat.tribes.io import codec
+
+VERSION = 1
+MAX_ACTIONS = 4096
+MAX_NAME = 1024          # attribute, app and writer names, auth type, principal name and roles
+MAX_ID = 256             # session ids
+MAX_ROLES = 1024
+
+CREATE, SET, REMOVE, MAX_INACTIVE, PRINCIPAL, AUTH_TYPE, ACCESS, INVALIDATE, EXPIRE, CHANGE_ID = range(10)
+_ARITY = {CREATE: 2, SET: 2, REMOVE: 1, MAX_INACTIVE: 1, PRINCIPAL: 1, AUTH_TYPE: 1, ACCESS: 1,
+          INVALIDATE: 0, EXPIRE: 0, CHANGE_ID: 1}
+_TERMINAL = (INVALIDATE, EXPIRE)
+_KEYS = {"v", "app", "id", "ver", "actions"}
+
+
+def _key(action):
+    code = action[0]
+    if code == SET or code == REMOVE:
+        return ("attr", action[1])
+    return code
+
+
+def _interval(seconds):
+    seconds = int(seconds)
+    return -1 if seconds < 0 else seconds
+
+
+def _principal(principal):
+    if principal is None:
+        return None
+    if isinstance(principal, (tuple, list)):
+        name, roles = principal
+    else:
+        name, roles = principal.name, getattr(principal, "roles", ())
+    return (str(name), tuple(sorted(str(r) for r in roles)))
+
+
+class DeltaRequest:
+    """The actions of one request on one session, coalesced unless ``record_all_actions``."""
+
+    def __init__(self, app, session_id, version=(0, ""), record_all_actions=False):
+        self.app = app
+        self.session_id = session_id
+        self.version = (int(version[0]), str(version[1]))
+        self.record_all_actions = record_all_actions
+        self.actions = []      # tuples (code, args...); SET values as given (or attr_values.Blob)
+
+    # -- recording ----------------------------------------------------------------------------
+    def _add(self, action):
+        if self.actions and self.actions[-1][0] in _TERMINAL:
+            raise IllegalStateError("session %s already ended in this request" % self.session_id)
+        if not self.record_all_actions:
+            key = _key(action)
+            self.actions = [a for a in self.actions if _key(a) != key]
+        self.actions.append(action)
+
+    def create(self, max_inactive, creation_time):
+        if self.actions:
+            raise IllegalStateError("create must be the first action of a delta")
+        self._add((CREATE, _interval(max_inactive), float(creation_time)))
+
+    def set_attribute(self, name, value):
+        self._add((SET, name, value))
+
+    def remove_attribute(self, name):
+        self._add((REMOVE, name))
+
+    def set_max_inactive(self, seconds):
+        self._add((MAX_INACTIVE, _interval(seconds)))
+
+    def set_principal(self, principal):
+        self._add((PRINCIPAL, _principal(principal)))
+
+    def set_auth_type(self, auth_type):
+        self._add((AUTH_TYPE, auth_type))
+
+    def access(self, last_accessed_time):
+        self._add((ACCESS, float(last_accessed_time)))
+
+    def _end(self, code):
+        if not self.record_all_actions:
+            self.actions = [a for a in self.actions if a[0] == CREATE]
+        self._add((code,))
+
+    def invalidate(self):
+        self._end(INVALIDATE)
+
+    def expire(self):
+        self._end(EXPIRE)
+
+    def change_id(self, new_id):
+        self._add((CHANGE_ID, new_id))
+
+    def clear(self):
+        self.actions = []
+
+    def __len__(self):
+        return len(self.actions)
+
+    # -- wire ---------------------------------------------------------------------------------
+    def to_plain(self, class_filter=None, loader=None):
+        """The plain form (module doc). SET values go through ``attr_values.encode`` now (so a value
+        mutated after it was set travels as it is at the end of the request)."""
+        actions = []
+        for action in self.actions:
+            code = action[0]
+            if code == SET:
+                actions.append([SET, action[1], attr_values.encode(action[2], class_filter, loader)])
+            elif code == PRINCIPAL and action[1] is not None:
+                actions.append([PRINCIPAL, [action[1][0], list(action[1][1])]])
+            else:
+                actions.append(list(action))
+        plain = {"v": VERSION, "app": self.app, "id": self.session_id,
+                 "ver": [self.version[0], self.version[1]], "actions": actions}
+        return plain
+
+    def to_bytes(self, class_filter=None, loader=None):
+        return codec.dumps(self.to_plain(class_filter, loader))
+
+    @classmethod
+    def from_plain(cls, plain, max_actions=MAX_ACTIONS):
+        """The DeltaRequest ``plain`` holds; ProtocolError for any fault, before anything is built."""
+        if type(plain) is not dict or set(plain) != _KEYS:
+            raise ProtocolError("delta is not a dict with keys %s" % sorted(_KEYS))
+        if plain["v"] != VERSION or type(plain["v"]) is not int:
+            raise ProtocolError("unsupported delta version %r" % (plain["v"],))
+        app = _str(plain["app"], MAX_NAME, "app name", empty=True)
+        session_id = _str(plain["id"], MAX_ID, "session id")
+        ver = plain["ver"]
+        if type(ver) is not list or len(ver) != 2 or type(ver[0]) is not int or ver[0] < 0:
+            raise ProtocolError("delta version is not [counter >= 0, writer]")
+        writer = _str(ver[1], MAX_NAME, "writer", empty=True)
+        raw = plain["actions"]
+        if type(raw) is not list:
+            raise ProtocolError("delta actions is not a list")
+        if len(raw) > max_actions:
+            raise ProtocolError("delta of %d actions exceeds the maximum %d" % (len(raw), max_actions))
+        actions = [_action(item, i, len(raw)) for i, item in enumerate(raw)]
+        request = cls(app, session_id, (ver[0], writer), record_all_actions=True)
+        request.actions = actions
+        return request
+
+    @classmethod
+    def from_bytes(cls, data, max_actions=MAX_ACTIONS):
+        return cls.from_plain(codec.loads(data), max_actions)
+
+    def __repr__(self):
+        return "DeltaRequest(%r, %r, version=%r, %d actions)" % (
+            self.app, self.session_id, self.version, len(self.actions))
+
+
+def _str(value, limit, what, empty=False):
+    if type(value) is not str:
+        raise ProtocolError("%s is not a str" % what)
+    if len(value) > limit or (not value and not empty):
+        raise ProtocolError("%s of %d characters (1..%d)" % (what, len(value), limit))
+    return value
+
+
+def _time(value, what):
+    if type(value) is not float or not math.isfinite(value) or value < 0:
+        raise ProtocolError("%s is not a finite float >= 0" % what)
+    return value
+
+
+def _seconds(value):
+    if type(value) is not int or value < -1 or value > 2 ** 31 - 1:
+        raise ProtocolError("max inactive interval %r is not -1 or 0..2^31-1" % (value,))
+    return value
+
+
+def _action(item, index, count):
+    if type(item) is not list or not item or type(item[0]) is not int or item[0] not in _ARITY:
+        raise ProtocolError("delta action %d is not [known code, args...]" % index)
+    code = item[0]
+    if len(item) != 1 + _ARITY[code]:
+        raise ProtocolError("delta action %d (code %d) has %d arguments" % (index, code, len(item) - 1))
+    if code == CREATE:
+        if index != 0:
+            raise ProtocolError("create is not the first action")
+        return (CREATE, _seconds(item[1]), _time(item[2], "creation time"))
+    if code in _TERMINAL:
+        if index != count - 1:
+            raise ProtocolError("actions after the session ended")
+        return (code,)
+    if code == SET:
+        return (SET, _str(item[1], MAX_NAME, "attribute name"), attr_values.decode_structure(item[2]))
+    if code == REMOVE:
+        return (REMOVE, _str(item[1], MAX_NAME, "attribute name"))
+    if code == MAX_INACTIVE:
+        return (MAX_INACTIVE, _seconds(item[1]))
+    if code == ACCESS:
+        return (ACCESS, _time(item[1], "last accessed time"))
+    if code == CHANGE_ID:
+        return (CHANGE_ID, _str(item[1], MAX_ID, "new session id"))
+    if code == AUTH_TYPE:
+        return (AUTH_TYPE, None if item[1] is None else _str(item[1], MAX_NAME, "auth type"))
+    # PRINCIPAL
+    p = item[1]
+    if p is None:
+        return (PRINCIPAL, None)
+    if type(p) is not list or len(p) != 2 or type(p[1]) is not list or len(p[1]) > MAX_ROLES:
+        raise ProtocolError("principal is not [name, [roles]]")
+    name = _str(p[0], MAX_NAME, "principal name", empty=True)
+    roles = tuple(_str(r, MAX_NAME, "role", empty=True) for r in p[1])
+    return (PRINCIPAL, (name, roles))
+
+
+# -- SessionMessage -----------------------------------------------------------------------------
+# Tomcat's SessionMessage event types (org.apache.catalina.ha.session.SessionMessage)
+EVT_SESSION_CREATED = 1
+EVT_SESSION_EXPIRED = 2
+EVT_SESSION_ACCESSED = 3
+EVT_GET_ALL_SESSIONS = 4
+EVT_ALL_SESSION_DATA = 12
+EVT_SESSION_DELTA = 13
+EVT_ALL_SESSION_TRANSFERCOMPLETE = 14
+EVT_CHANGE_SESSION_ID = 15
+EVT_ALL_SESSION_NOCONTEXTMANAGER = 16
+EVENT_NAMES = {
+    EVT_SESSION_CREATED: "SESSION-CREATED", EVT_SESSION_EXPIRED: "SESSION-EXPIRED",
+    EVT_SESSION_ACCESSED: "SESSION-ACCESSED", EVT_GET_ALL_SESSIONS: "SESSION-GET-ALL",
+    EVT_ALL_SESSION_DATA: "SESSION-ALL-DATA", EVT_SESSION_DELTA: "SESSION-DELTA",
+    EVT_ALL_SESSION_TRANSFERCOMPLETE: "SESSION-STATE-TRANSFERRED",
+    EVT_CHANGE_SESSION_ID: "SESSION-ID-CHANGED",
+    EVT_ALL_SESSION_NOCONTEXTMANAGER: "NO-CONTEXT-MANAGER",
+}
+_MSG_KEYS = {"sm", "app", "evt", "sid", "ts", "uid", "payload"}
+
+
+class SessionMessage:
+    """Tomcat's SessionMessageImpl: app (context) name, event type, session id ("" when none),
+    timestamp (ms), unique id, payload (any codec value: a delta's plain form, ...).
+
+    Plain form: {"sm": 1, "app", "evt", "sid", "ts", "uid", "payload"}; ``to_bytes``/``from_bytes``
+    go through the codec; ``from_plain`` raises ProtocolError on any fault of the envelope (the
+    payload is checked by whoever reads it, e.g. ``delta()``)."""
+    __slots__ = ("app", "event_type", "session_id", "timestamp", "unique_id", "payload")
+
+    def __init__(self, app, event_type, session_id="", payload=None, unique_id="", timestamp=None):
+        if event_type not in EVENT_NAMES:
+            raise ValueError("unknown session event type %r" % (event_type,))
+        self.app, self.event_type, self.session_id = app, event_type, session_id
+        self.payload, self.unique_id = payload, unique_id
+        self.timestamp = int(time.time() * 1000) if timestamp is None else int(timestamp)
+
+    @property
+    def event_name(self):
+        return EVENT_NAMES[self.event_type]
+
+    def to_plain(self):
+        return {"sm": VERSION, "app": self.app, "evt": self.event_type, "sid": self.session_id,
+                "ts": self.timestamp, "uid": self.unique_id, "payload": self.payload}
+
+    def to_bytes(self):
+        return codec.dumps(self.to_plain())
+
+    @classmethod
+    def from_plain(cls, plain):
+        if type(plain) is not dict or set(plain) != _MSG_KEYS:
+            raise ProtocolError("session message is not a dict with keys %s" % sorted(_MSG_KEYS))
+        if type(plain["sm"]) is not int or plain["sm"] != VERSION:
+            raise ProtocolError("unsupported session message version %r" % (plain["sm"],))
+        evt = plain["evt"]
+        if type(evt) is not int or evt not in EVENT_NAMES:
+            raise ProtocolError("unknown session event type %r" % (evt,))
+        if type(plain["ts"]) is not int or plain["ts"] < 0:
+            raise ProtocolError("session message timestamp is not an int >= 0")
+        return cls(_str(plain["app"], MAX_NAME, "app name", empty=True), evt,
+                   _str(plain["sid"], MAX_ID, "session id", empty=True), plain["payload"],
+                   _str(plain["uid"], MAX_NAME, "unique id", empty=True), plain["ts"])
+
+    @classmethod
+    def from_bytes(cls, data):
+        return cls.from_plain(codec.loads(data))
+
+    def delta(self, max_actions=MAX_ACTIONS):
+        """The DeltaRequest of an EVT_SESSION_DELTA message, checked against the envelope."""
+        if self.event_type != EVT_SESSION_DELTA:
+            raise ProtocolError("%s carries no delta" % self.event_name)
+        request = DeltaRequest.from_plain(self.payload, max_actions)
+        if request.app != self.app or request.session_id != self.session_id:
+            raise ProtocolError("delta for %s/%s in a message for %s/%s" % (
+                request.app, request.session_id, self.app, self.session_id))
+        return request
+
+    def __repr__(self):
+        return "SessionMessage(%r, %s, %r)" % (self.app, self.event_name, self.session_id)
