@@ -48,7 +48,7 @@ DYNAMIC_ALLOWED = {
 
 # pure modules: wire formats and tables, no I/O; they (and every pycat module they import) use none of
 # these, so they can be tested and fuzzed without a network, and a heartbeat never blocks on DNS
-PURE = ("pycat.tribes.member", "pycat.tribes.io", "pycat.core.mapper", "pycat.tribes.membership.membership")
+PURE = ("pycat.tribes.member", "pycat.tribes.io", "pycat.core.mapper", "pycat.connector.http_parse", "pycat.tribes.membership.membership")
 IO_MODULES = {"socket", "gevent", "select", "selectors", "ssl", "asyncio", "dns", "socketserver"}
 DNS_NAMES = {"getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "getfqdn"}
 

@@ -1,8 +1,7 @@
 """Request header parsing (pure) and the framing rules enforced on the wire."""
 import pytest
-from gevent.pywsgi import _InvalidClientRequest
 
-from pycat.connector.handler import Headers, parse_header_lines
+from pycat.connector.http_parse import Headers, InvalidRequest, parse_header_lines
 from pycat.webapp.servlet import HttpServlet
 
 from pycat_harness import Tree, parse_response, raw_exchange
@@ -24,12 +23,12 @@ def test_parse_lines_and_lookup():
 @pytest.mark.parametrize("line", [b"no colon\r\n", b": empty name\r\n", b"Bad Name: x\r\n", b"Bad\x01: x\r\n",
                                   b"Tab\t: x\r\n"])
 def test_bad_header_lines_are_rejected(line):
-    with pytest.raises(_InvalidClientRequest):
+    with pytest.raises(InvalidRequest):
         parse_header_lines([line])
 
 
 def test_continuation_first_is_rejected():
-    with pytest.raises(_InvalidClientRequest):
+    with pytest.raises(InvalidRequest):
         parse_header_lines([b" leading fold\r\n"])
 
 

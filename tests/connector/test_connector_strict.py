@@ -9,7 +9,7 @@ import gevent.socket
 import pytest
 
 from pycat.attrs import set_property
-from pycat.connector.handler import _HOST, _REQUEST_LINE, parse_header_lines
+from pycat.connector.http_parse import _HOST, _REQUEST_LINE, parse_header_lines
 from pycat.valves.access_log import AccessLogValve
 from pycat.webapp.servlet import HttpServlet
 
