@@ -73,25 +73,22 @@ class _BodyInput(Input):
         self.handler.close_connection = True
         return BadRequest("malformed request body: %s" % " ".join(str(a) for a in exc.args))
 
-    def read(self, length=None):
+    def _guarded(self, method, arg):
+        """A malformed body becomes BadRequest; timeouts and resets stay what they are."""
         try:
-            return Input.read(self, length)
-        except _InvalidClientInput as exc:
-            raise self._bad(exc) from None
-        except OSError as exc:
-            if type(exc) is not OSError or exc.errno is not None:
-                raise       # timeouts and resets stay what they are
-            raise self._bad(exc) from None    # pywsgi's "unexpected end of file"
-
-    def readline(self, size=None):
-        try:
-            return Input.readline(self, size)
+            return method(self, arg)
         except _InvalidClientInput as exc:
             raise self._bad(exc) from None
         except OSError as exc:
             if type(exc) is not OSError or exc.errno is not None:
                 raise
-            raise self._bad(exc) from None
+            raise self._bad(exc) from None    # pywsgi's "unexpected end of file"
+
+    def read(self, length=None):
+        return self._guarded(Input.read, length)
+
+    def readline(self, size=None):
+        return self._guarded(Input.readline, size)
 
 
 _NO_BODY = Input(None, None)
