@@ -203,7 +203,7 @@ def config_for(context):
 
 # -- per request ---------------------------------------------------------------------------------
 class SessionState:
-    __slots__ = ("response", "config", "candidates", "from_cookie", "looked_up", "used")
+    __slots__ = ("response", "config", "candidates", "from_cookie", "looked_up", "used", "ended")
 
     def __init__(self, response, config):
         self.response = response
@@ -212,12 +212,18 @@ class SessionState:
         self.from_cookie = False
         self.looked_up = False
         self.used = ()            # sessions access()-ed by this request (a list once there is one)
+        self.ended = ()           # sessions whose access end() ended (for the ReplicationValve)
 
 
 def begin(request, response):
     context = request.context
     # config_for() inlined: this runs on every request of every app
     cfg = context.__dict__.get("_session_config") or config_for(context)
+    state = request.session_state
+    if state is not None and state.config is cfg and state.response is response and not state.looked_up:
+        # an Engine/Host valve began already (JvmRouteBinderValve reads the requested ids early)
+        _CURRENT_REQUEST.set(request)
+        return
     state = SessionState(response, cfg)
     candidates = None
     if cfg.use_cookies:
@@ -248,6 +254,7 @@ def end(request, response):
                 session.end_access()
             except Exception:
                 log.exception("end_access of session %s failed", session.id)
+        state.ended = list(state.ended) + state.used if state.ended else state.used
         state.used = ()
     exc = request.attributes.get(EXCEPTION_ATTR)
     if exc is not None and not response.committed:
@@ -264,6 +271,38 @@ def release(request):
     state = request.session_state
     if state is not None:
         state.response = None
+
+
+def used_sessions(request):
+    """The sessions ``request`` used (accessed), whether or not its Context has ended their access:
+    the ReplicationValve replicates each of them once the request is done."""
+    state = request.session_state
+    if state is None:
+        return ()
+    if not state.used:
+        return state.ended
+    return list(state.ended) + list(state.used)
+
+
+def requested_ids(request, response):
+    """The session ids ``request`` carries (cookies first, then the path parameter), read now by a
+    valve that runs before the Context's (JvmRouteBinderValve); the Context keeps what is read."""
+    if request.context is None:
+        return []
+    begin(request, response)
+    return [sid for sid, _from_cookie in request.session_state.candidates]
+
+
+def change_requested_id(request, old_id, new_id):
+    """The session ``old_id`` that ``request`` asked for is now ``new_id`` (JvmRouteBinderValve moved
+    it to this node): the request looks up the new id, and the response sets its cookie."""
+    state = _state(request)
+    if state is None:
+        return
+    state.candidates = [(new_id if sid == old_id else sid, from_cookie) for sid, from_cookie in state.candidates]
+    if request.requested_session_id == old_id or request.requested_session_id is None:
+        request.requested_session_id = new_id
+    _send_cookie(request, state, new_id)
 
 
 def current_request():

@@ -21,10 +21,16 @@ name, prefixed ``host#`` when the cluster sits in the Engine). A distributable C
 registered; a manager is unregistered when it stops (``remove_manager``). A redeploy's new
 Context registers under the same name while the old one drains: the newer registration stays.
 
-What this version does not do: session replication. DeltaManager and BackupManager are recognised
-and refused at load time (pycat.reflect), cluster ``<Valve>``s and a ``<Deployer>`` are refused
-with a clear error, and the managers of distributable web applications keep their sessions local;
-``start()`` says so.
+Defaults (Tomcat's checkDefaults), so the one-line ``<Cluster className="...SimpleTcpCluster"/>``
+replicates sessions: the manager template is a DeltaManager; with no ``<ClusterListener>`` and a
+DeltaManager template a ClusterSessionListener is added; with no ``<Valve>`` a JvmRouteBinderValve
+and a ReplicationValve. Cluster valves go into the pipeline of the cluster's container (Engine or
+Host) when the cluster starts, and leave it when it stops.
+
+``trusted``: whether the channel authenticates its peers (an AuthInterceptor or EncryptInterceptor
+in its stack). Session managers load dill-serialised attribute values only from a trusted channel.
+
+Not in this version: ``<Deployer>`` (the FarmWarDeployer) is refused with a clear error.
 """
 import collections
 import logging
@@ -32,7 +38,7 @@ import logging
 from pycat.attrs import Attr
 from pycat.errors import ChannelError, ConfigError
 from pycat.lifecycle import EVENTS, PERIODIC_EVENT, Lifecycle, LifecycleState
-from pycat.session.manager import ManagerBase, StandardManager
+from pycat.session.manager import ManagerBase
 from pycat.tribes import channel as ch
 from pycat.tribes.group.group_channel import GroupChannel
 from pycat.ha.cluster_message import ClusterMessage
@@ -77,6 +83,7 @@ class SimpleTcpCluster(Lifecycle):
         self.channel = None
         self.container = None
         self.cluster_listeners = []
+        self.valves = []
         self.manager_template = None
         self._managers = {}           # manager name -> the registered manager
 
@@ -129,10 +136,10 @@ class SimpleTcpCluster(Lifecycle):
         self.manager_template = manager
 
     def get_manager_template(self):
-        """The template; a StandardManager when none was configured (DeltaManager comes with
-        session replication)."""
+        """The template; a DeltaManager when none was configured (Tomcat's default)."""
         if self.manager_template is None:
-            self.manager_template = StandardManager()
+            from pycat.ha.session.delta_manager import DeltaManager
+            self.manager_template = DeltaManager()
         return self.manager_template
 
     def get_manager_name(self, context):
@@ -150,8 +157,6 @@ class SimpleTcpCluster(Lifecycle):
     def create_manager(self, context):
         """A clone of the template for ``context``, registered under the app's manager name."""
         manager = self.get_manager_template().clone()
-        if hasattr(manager, "cluster"):
-            manager.cluster = self
         self.register_manager(manager, context)
         return manager
 
@@ -166,6 +171,8 @@ class SimpleTcpCluster(Lifecycle):
             return name
         self._managers[name] = manager
         manager.__dict__["_cluster_manager_name"] = name
+        if hasattr(manager, "set_cluster"):
+            manager.set_cluster(self)
         if self._manager_lifecycle not in getattr(manager, "_lifecycle_listeners", ()):
             manager.add_lifecycle_listener(self._manager_lifecycle)
         log.debug("%s: manager %s registered as %r%s", self.component_name, manager.component_name, name,
@@ -197,16 +204,40 @@ class SimpleTcpCluster(Lifecycle):
         """{manager name: manager} of the registered managers (a copy)."""
         return dict(self._managers)
 
-    # The session-replication elements: refused clearly, never silently kept (nothing would use them).
-
     def add_valve(self, valve):
-        raise ConfigError(_NOT_YET % ("Valve", "session replication"))
+        """A cluster valve (ReplicationValve, JvmRouteBinderValve): it joins the container's
+        pipeline while the cluster runs."""
+        if valve not in self.valves:
+            self.valves.append(valve)
+            setter = getattr(valve, "set_cluster", None)
+            if callable(setter):
+                setter(self)
 
+    # refused clearly, never silently kept (nothing would use it)
     def set_cluster_deployer(self, deployer):
         raise ConfigError(_NOT_YET % ("Deployer", "farm deployment"))
 
     # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def trusted(self):
+        """Whether every message the channel delivers passed an AuthInterceptor or EncryptInterceptor."""
+        from pycat.tribes.group.interceptors.auth import AuthInterceptor
+        from pycat.tribes.group.interceptors.encrypt import EncryptInterceptor
+        channel = self.channel
+        interceptors = getattr(channel, "interceptors", None) or ()
+        return any(isinstance(i, (AuthInterceptor, EncryptInterceptor)) for i in interceptors)
+
     def _check_defaults(self):
+        template = self.get_manager_template()
+        from pycat.ha.session.delta_manager import DeltaManager
+        if not self.cluster_listeners and isinstance(template, DeltaManager):
+            from pycat.ha.session.listener import ClusterSessionListener
+            self.add_cluster_listener(ClusterSessionListener())
+        if not self.valves:
+            from pycat.ha.jvm_route_binder import JvmRouteBinderValve
+            from pycat.ha.replication_valve import ReplicationValve
+            self.add_valve(JvmRouteBinderValve())
+            self.add_valve(ReplicationValve())
         channel = self.get_channel()
         if isinstance(channel, GroupChannel) and not channel.interceptors:
             from pycat.tribes.group.interceptors.message_dispatch import MessageDispatchInterceptor
@@ -234,12 +265,22 @@ class SimpleTcpCluster(Lifecycle):
             raise
         local = channel.get_local_member(False)
         log.info("%s: channel started, local member %s", self.component_name, getattr(local, "name", local))
-        # honest about what a <Cluster> does today (replication is the next piece of work)
-        log.info("%s: session replication is not available in this version of pycat: distributable web "
-                 "applications keep their local session manager and their sessions are not replicated",
-                 self.component_name)
+        pipeline = getattr(self.container, "pipeline", None)
+        if pipeline is not None:
+            for valve in self.valves:
+                if valve not in pipeline.valves:
+                    pipeline.add_valve(valve)
+        if not self.trusted:
+            log.info("%s: the channel has no AuthInterceptor or EncryptInterceptor: session attribute values "
+                     "replicate only if they are plain (str, int, float, bool, None, bytes, list, dict, tuple, "
+                     "set, datetime, Decimal, UUID)", self.component_name)
 
     def _stop(self):
+        pipeline = getattr(self.container, "pipeline", None)
+        if pipeline is not None:
+            for valve in self.valves:
+                if valve in pipeline.valves:
+                    pipeline.remove_valve(valve)
         channel = self.channel
         if channel is None:
             return

@@ -12,6 +12,7 @@ from waiting import unique_mcast_group
 
 from deploy_helpers import Node, bump_mtime, write_folder, write_war
 from pycat.ha.cluster import SimpleTcpCluster
+from pycat.ha.session.delta_manager import DeltaManager
 from pycat.session.manager import StandardManager
 
 pytestmark = pytest.mark.timeout(60)
@@ -143,12 +144,12 @@ def test_an_engine_cluster_names_managers_host_hash_app(tmp_path):
 def test_a_redeploy_keeps_sessions_through_take_over(clustered, monkeypatch):
     node, cluster = clustered
     calls = []
-    real = StandardManager.take_over
+    real = DeltaManager.take_over
 
     def spy(self, old):
         calls.append((self, old, old.state.value))
         return real(self, old)
-    monkeypatch.setattr(StandardManager, "take_over", spy)
+    monkeypatch.setattr(DeltaManager, "take_over", spy)
     war = write_war(os.path.join(node.app_base, "shop.war"), counter_files("v1"))
     node.config.check(), node.config.check()
     status, headers, body = node.get("/shop/count")

@@ -91,9 +91,11 @@ def test_apps_deploy_once_the_hosts_cluster_realm_and_valves_run(tmp_path):
         assert status == 200, seen
         seen = json.loads(seen)
         # Tomcat's order: ContainerBase fires START_EVENT (HostConfig deploys) after its cluster,
-        # realm, children and pipeline started, before the Host itself is STARTED
+        # realm, children and pipeline started, before the Host itself is STARTED; the cluster's
+        # default valves joined the Host's pipeline after the Host's own (as in Tomcat)
         assert seen == {"host": "STARTING", "cluster": "STARTED", "realm": "STARTED",
                         "valves": [["RemoteAddrValve", "STARTED"], ["ErrorReportValve", "STARTED"],
+                                   ["JvmRouteBinderValve", "STARTED"], ["ReplicationValve", "STARTED"],
                                    ["StandardHostValve", "STARTED"]]}
         assert os.path.exists(os.path.join(folder, "deployed"))
         assert node.host.state is LifecycleState.STARTED

@@ -126,16 +126,14 @@ def test_default_channel_is_tomcats():
     assert [type(i).__name__ for i in own.interceptors] == ["ThroughputInterceptor"]
 
 
-def test_replication_elements_are_refused_clearly():
+def test_the_deployer_is_refused_clearly_and_a_manager_template_must_be_a_manager():
     c = SimpleTcpCluster()
-    # <Manager> is the manager template now (tests/ha/test_ha_manager_seam.py); only a manager will do
+    # <Manager> is the manager template (tests/ha/test_ha_manager_seam.py); only a manager will do
     with pytest.raises(ConfigError, match=r"<Manager> inside <Cluster> must be a session manager, not object"):
         c.set_manager_template(object())
-    for method, element, planned in (("add_valve", "Valve", "session replication"),
-                                     ("set_cluster_deployer", "Deployer", "farm deployment")):
-        with pytest.raises(ConfigError, match=r"<%s> inside <Cluster> is not implemented in this version "
-                                              r"of pycat \(planned: %s\)" % (element, planned)):
-            getattr(c, method)(object())
+    with pytest.raises(ConfigError, match=r"<Deployer> inside <Cluster> is not implemented in this version "
+                                          r"of pycat \(planned: farm deployment\)"):
+        c.set_cluster_deployer(object())
 
 
 def test_two_clusters_meet_talk_and_part(group, started, caplog):
@@ -160,7 +158,7 @@ def test_two_clusters_meet_talk_and_part(group, started, caplog):
     assert a.has_members() and b.has_members()
     assert events_a.of(AFTER_MEMBER_REGISTER) == [b.get_local_member()]
     wait_for(lambda: "Replication member added:[Member(%s" % b.get_local_member().name in caplog.text)
-    assert "session replication is not available in this version of pycat" in caplog.text
+    assert "the channel has no AuthInterceptor or EncryptInterceptor" in caplog.text
 
     # a -> b with a's default (async), b -> a with b's (use_ack,sync), and b -> a to one member
     assert a.send(ClusterMessage("test", {"n": 1}, "m1")) is not None
@@ -253,10 +251,10 @@ def test_one_line_cluster_from_server_xml_runs_its_channel(group, started, caplo
     started(cluster, other)
     assert cluster.channel.name == "Catalina-Channel"
     wait_for(lambda: cluster.get_members() == [other.get_local_member()], what="the default channel to meet a peer")
-    assert ("SimpleTcpCluster[Catalina]: session replication is not available in this version of pycat: "
-            "distributable web applications keep their local session manager") in caplog.text
-    assert [r.levelname for r in caplog.records
-            if r.getMessage().startswith("SimpleTcpCluster[Catalina]: session replication")] == ["INFO"]
+    # the one-line cluster gets Tomcat's defaults: a DeltaManager template, the session listener, the valves
+    assert type(cluster.get_manager_template()).__name__ == "DeltaManager"
+    assert [type(l).__name__ for l in cluster.cluster_listeners] == ["ClusterSessionListener"]
+    assert [type(v).__name__ for v in cluster.valves] == ["JvmRouteBinderValve", "ReplicationValve"]
 
 
 def test_cluster_listener_element_is_attached():

@@ -84,7 +84,7 @@ def test_two_nodes_run_the_howto_channel(tmp_path, procs, index):
     for base in bases:
         wait_until(lambda: "Server startup in" in log_of(base), timeout=30, message="startup of %s" % base)
         text = log_of(base)
-        assert "session replication is not available in this version of pycat" in text
+        assert "the channel has no AuthInterceptor or EncryptInterceptor" in text
         assert "Traceback" not in text, text
 
     # node 2 stops gracefully: node 1 hears its goodbye long before dropTime
@@ -112,17 +112,27 @@ FULL_HOWTO = """<Manager className="org.apache.catalina.ha.session.DeltaManager"
 
 
 @pytest.mark.timeout(60)
-def test_configtest_refuses_the_full_howto_block_clearly(tmp_path):
+def test_configtest_takes_the_full_howto_block_but_its_deployer(tmp_path):
+    """The how-to's whole <Cluster> loads (DeltaManager, both valves, the listener); only the
+    FarmWarDeployer is refused, clearly, at its line. Without it, configtest --strict passes."""
     xml = server_xml_with(FULL_HOWTO.format(channel=howto_channels()[0]))
-    line = next(n for n, text in enumerate(xml.splitlines(), 1) if "ha.session.DeltaManager" in text)
+    # lxml gives an element the line where its start tag ends
+    line = next(n for n, text in enumerate(xml.splitlines(), 1) if "watchEnabled=" in text)
     base = make_base(tmp_path / "full", free_port(), server_xml=xml)
     result = subprocess.run(pycat_cmd("configtest"), env=node_env(base), capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert re.search(r"server\.xml:%d <Server/Service/Engine/Cluster/Manager>: Tomcat class "
-                     r"org\.apache\.catalina\.ha\.session\.DeltaManager is recognised but not implemented in "
-                     r"this version of pycat \(planned: session replication\); remove the element" % line,
+    assert re.search(r"server\.xml:%d <Server/Service/Engine/Cluster/Deployer>: Tomcat class "
+                     r"org\.apache\.catalina\.ha\.deploy\.FarmWarDeployer is recognised but not implemented in "
+                     r"this version of pycat \(planned: farm deployment\); remove the element" % line,
                      result.stderr), result.stderr
     assert "Traceback" not in result.stderr and "ModuleNotFoundError" not in result.stderr
+
+    without = re.sub(r"<Deployer .*?/>", "", xml, flags=re.S)
+    assert "Deployer" not in without and "DeltaManager" in without
+    base = make_base(tmp_path / "nodeployer", free_port(), server_xml=without)
+    result = subprocess.run(pycat_cmd("configtest", "--strict"), env=node_env(base), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.timeout(60)

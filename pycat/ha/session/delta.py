@@ -130,6 +130,10 @@ class DeltaRequest:
     def clear(self):
         self.actions = []
 
+    def discard_attribute(self, name):
+        """Drop every pending SET/REMOVE of ``name`` (a later replicated write superseded it)."""
+        self.actions = [a for a in self.actions if not ((a[0] == SET or a[0] == REMOVE) and a[1] == name)]
+
     def __len__(self):
         return len(self.actions)
 

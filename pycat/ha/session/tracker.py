@@ -135,6 +135,35 @@ class DeltaTracker(AttributeObserver):
                 names.append(name)
         return names
 
+    def forget(self, name):
+        """A replicated write of ``name`` was applied after this request's: drop what the request
+        recorded or read of it (its pending action and its digest), so the request does not send
+        an older value over the newer one."""
+        self._read.pop(name, None)
+        self._written.discard(name)
+        self.delta.discard_attribute(name)
+
+    def flush(self, delta=None):
+        """The actions so far (values changed in place included) as a DeltaRequest, or None; the
+        tracker goes on observing into ``delta`` (a fresh DeltaRequest of the same session unless
+        given), with the values read so far digested again as they are now, so a change in place
+        after the flush is still found."""
+        current = self.session.raw_attributes()
+        for name in self.changed():
+            self.delta.set_attribute(name, current[name])
+        done = self.delta if len(self.delta) else None
+        self.delta = DeltaRequest(done.app if done is not None else self.delta.app, self.session.id,
+                                  record_all_actions=self.delta.record_all_actions) if delta is None else delta
+        self._written = set()
+        read = {}
+        for name, seen in self._read.items():
+            if seen is None:
+                read[name] = None
+            elif current.get(name, _MISSING) is seen[0]:
+                read[name] = (seen[0], self._digest(seen[0]))
+        self._read = read
+        return done
+
     def finish(self):
         """Record a SET for every value changed in place; the DeltaRequest, or None if empty.
         The tracker is spent afterwards (its reads are forgotten)."""

@@ -1,0 +1,162 @@
+"""DeltaManager in-process: two or three clusters over real loopback sockets, each with a DeltaManager
+for one app; requests are simulated the way the container runs them (access, app code, end_access,
+request_completed). The end-to-end tests with real nodes are in test_replication_*.py."""
+import logging
+
+import pytest
+from waiting import unique_mcast_group, wait_for
+
+from pycat.ha.session.delta_manager import DeltaManager
+from pycat.tribes import channel as ch
+
+from test_ha_cluster import mcast_cluster
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class App:
+    """What a manager needs of its Context."""
+    name = "/app"
+    parent = None
+    loader = None
+    distributable = True
+
+
+def node(group, options=ch.USE_ACK | ch.SYNCHRONIZED_ACK, **manager_attrs):
+    cluster = mcast_cluster(group, channelSendOptions=str(options))
+    template = DeltaManager()
+    for key, value in manager_attrs.items():
+        setattr(template, key, value)
+    cluster.set_manager_template(template)
+    cluster.start()
+    app = App()
+    manager = cluster.create_manager(app)
+    manager.context, manager.name, manager.distributable = app, "/app", True
+    return cluster, manager
+
+
+@pytest.fixture
+def nodes():
+    made = []
+
+    def make(count, **kw):
+        group = unique_mcast_group()
+        for _ in range(count):
+            made.append(node(group, **kw))
+        clusters = [c for c, _ in made]
+        wait_for(lambda: all(len(c.get_members()) == count - 1 for c in clusters), what="members")
+        for _, manager in made:
+            manager.start()
+        return [m for _, m in made]
+    yield make
+    for cluster, manager in reversed(made):
+        for part in (manager, cluster):
+            try:
+                part.stop()
+            except Exception:
+                logging.exception("stop")
+
+
+def request(manager, session_id=None, work=None, create=False):
+    """One request: the session found (or created), accessed, worked on, ended and replicated."""
+    session = manager.find_session(session_id) if session_id else None
+    if session is None and create:
+        session = manager.create_session()
+    session.access()
+    if work is not None:
+        work(session)
+    session.end_access()
+    manager.request_completed(session)
+    return session
+
+
+def test_create_set_and_change_in_place_reach_the_replica_in_sync_mode(nodes):
+    a, b = nodes(2)
+    s = request(a, create=True, work=lambda s: s.update(user="ann", cart=[1]))
+    # sync mode: applied on b when request_completed returned
+    copy = b.find_session(s.id)
+    assert copy is not None and copy.raw_attributes() == {"user": "ann", "cart": [1]}
+    assert copy.is_primary is False and s.is_primary is True
+    request(a, s.id, lambda s: s["cart"].append(2))           # never set again
+    assert b.find_session(s.id).raw_attributes()["cart"] == [1, 2]
+    request(a, s.id, lambda s: s.pop("user"))
+    assert "user" not in b.find_session(s.id).raw_attributes()
+
+
+def test_invalidate_and_expire_remove_the_session_everywhere(nodes):
+    a, b = nodes(2)
+    s1 = request(a, create=True, work=lambda s: s.__setitem__("k", 1))
+    s2 = request(b, create=True, work=lambda s: s.__setitem__("k", 2))
+    assert a.find_session(s2.id) is not None and b.find_session(s1.id) is not None     # positive control
+    request(a, s1.id, lambda s: s.invalidate())
+    wait_for(lambda: b._sessions.get(s1.id) is None, what="s1 gone from b")
+    b._sessions[s2.id].expire()
+    wait_for(lambda: a._sessions.get(s2.id) is None, what="s2 gone from a")
+
+
+def test_id_change_travels_with_the_request_changes(nodes):
+    a, b = nodes(2)
+    s = request(a, create=True, work=lambda s: s.__setitem__("k", 1))
+    old = s.id
+
+    def login(session):
+        session["user"] = "bob"
+        a.change_session_id(session)
+    request(a, old, login)
+    assert s.id != old
+    assert b._sessions.get(old) is None
+    assert b.find_session(s.id).raw_attributes() == {"k": 1, "user": "bob"}
+
+
+def test_concurrent_writers_converge(nodes):
+    a, b = nodes(2, options=ch.ASYNCHRONOUS)
+    s = request(a, create=True, work=lambda s: s.__setitem__("x", 0))
+    wait_for(lambda: b.find_session(s.id) is not None, what="replica")
+    # both nodes write x and y "at once": each request's delta is sent before the other applies
+    sa, sb = a.find_session(s.id), b.find_session(s.id)
+    sa.access()
+    sb.access()
+    sa["x"], sb["x"] = "from-a", "from-b"
+    sa["y"] = "only-a"
+    sb["z"] = "only-b"
+    sa.end_access()
+    sb.end_access()
+    a.request_completed(sa)
+    b.request_completed(sb)
+    wait_for(lambda: sa.raw_attributes() == sb.raw_attributes() and len(sa.raw_attributes()) == 3,
+             what="replicas to converge: %r / %r" % (sa.raw_attributes(), sb.raw_attributes()))
+    assert sa.raw_attributes()["y"] == "only-a" and sa.raw_attributes()["z"] == "only-b"
+    assert sa.raw_attributes()["x"] in ("from-a", "from-b")
+
+
+def test_state_transfer_brings_every_session_to_a_joiner(nodes):
+    group = unique_mcast_group()
+    cluster_a, a = node(group, send_all_sessions_size=7)
+    try:
+        a.start()
+        ids = [request(a, create=True, work=lambda s, i=i: s.update(n=i, blob="x" * 100)).id for i in range(50)]
+        cluster_b, b = node(group)
+        try:
+            wait_for(lambda: cluster_b.get_members(), what="b to see a")
+            b.start()
+            assert sorted(s.id for s in b.find_sessions()) == sorted(ids)
+            assert b.find_session(ids[3]).raw_attributes() == {"n": 3, "blob": "x" * 100}
+            assert b.state_transfer_seconds is not None
+        finally:
+            b.stop()
+            cluster_b.stop()
+    finally:
+        a.stop()
+        cluster_a.stop()
+
+
+def test_untrusted_channel_refuses_objects_at_set_time(nodes):
+    from pycat.session.errors import NotSerializableError
+    a, b = nodes(2)
+
+    class Cart:
+        pass
+    s = request(a, create=True, work=lambda s: s.__setitem__("ok", {"plain": [1, 2.5, None]}))
+    with pytest.raises(NotSerializableError, match=r"'cart'.*Cart.*AuthInterceptor or EncryptInterceptor"):
+        request(a, s.id, lambda s: s.__setitem__("cart", Cart()))
+    assert b.find_session(s.id).raw_attributes() == {"ok": {"plain": [1, 2.5, None]}}
