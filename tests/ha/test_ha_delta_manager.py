@@ -22,8 +22,10 @@ class App:
     distributable = True
 
 
-def node(group, options=ch.USE_ACK | ch.SYNCHRONIZED_ACK, **manager_attrs):
+def node(group, options=ch.USE_ACK | ch.SYNCHRONIZED_ACK, interceptors=(), **manager_attrs):
     cluster = mcast_cluster(group, channelSendOptions=str(options))
+    for interceptor in interceptors:
+        cluster.channel.add_interceptor(interceptor)
     template = DeltaManager()
     for key, value in manager_attrs.items():
         setattr(template, key, value)
@@ -160,3 +162,128 @@ def test_untrusted_channel_refuses_objects_at_set_time(nodes):
     with pytest.raises(NotSerializableError, match=r"'cart'.*Cart.*AuthInterceptor or EncryptInterceptor"):
         request(a, s.id, lambda s: s.__setitem__("cart", Cart()))
     assert b.find_session(s.id).raw_attributes() == {"ok": {"plain": [1, 2.5, None]}}
+
+
+class Cart:
+    """A value that is not plain: it travels as dill bytes, only on a trusted channel."""
+
+    def __init__(self, items):
+        self.items = list(items)
+
+    def __eq__(self, other):
+        return type(other) is Cart and other.items == self.items
+
+
+def authenticated(group, secret="s3cret", **manager_attrs):
+    from pycat.tribes.group.interceptors.auth import AuthInterceptor
+    auth = AuthInterceptor()
+    auth.secret = secret
+    return node(group, interceptors=[auth], **manager_attrs)
+
+
+def test_objects_replicate_on_an_authenticated_channel_and_not_on_a_plain_one():
+    group = unique_mcast_group()
+    pairs = [authenticated(group), authenticated(group)]
+    try:
+        (ca, a), (cb, b) = pairs
+        assert ca.trusted and cb.trusted
+        wait_for(lambda: ca.get_members() and cb.get_members(), what="members")
+        a.start()
+        b.start()
+        s = request(a, create=True, work=lambda s: s.__setitem__("cart", Cart([1])))
+        assert b.find_session(s.id).raw_attributes()["cart"] == Cart([1])
+        request(a, s.id, lambda s: s["cart"].items.append(2))       # in place, inside an object
+        assert b.find_session(s.id).raw_attributes()["cart"] == Cart([1, 2])
+    finally:
+        for cluster, manager in pairs:
+            manager.stop()
+            cluster.stop()
+
+
+def test_a_dill_blob_from_an_unauthenticated_peer_is_never_loaded(nodes, tmp_path):
+    """A crafted delta (as any host that reaches the receiver port could send) whose value is a
+    pickle that would run code when loaded: refused unread; the same delta's plain value applies
+    (positive control: the route works, and the same blob IS loaded by a trusted manager)."""
+    import os
+    from pycat.ha.session import delta as d
+    from pycat.session import values
+    a, b = nodes(2)
+    s = request(a, create=True, work=lambda s: s.__setitem__("k", 0))
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+    delta = d.DeltaRequest(b.cluster_manager_name, s.id, (10 ** 6, "zz-attacker"))
+    delta.set_attribute("k", "plain-applied")
+    delta.actions.append((d.SET, "evil", d.attr_values.Blob(values.dump(Evil()))))
+    message = d.SessionMessage(b.cluster_manager_name, d.EVT_SESSION_DELTA, s.id, delta.to_plain())
+    b.message_received(d.SessionMessage.from_plain(message.to_plain()), None)
+    copy = b.find_session(s.id)
+    assert copy.raw_attributes() == {"k": "plain-applied"} and not marker.exists()
+    # control: a manager that trusts its channel loads the very same blob (and the marker appears)
+    b.cluster.__class__ = type("Trusting", (type(b.cluster),), {"trusted": True})
+    delta.version = (10 ** 6 + 1, "zz-attacker")
+    b.message_received(d.SessionMessage(b.cluster_manager_name, d.EVT_SESSION_DELTA, s.id, delta.to_plain()), None)
+    assert marker.exists()
+
+
+def test_name_filter_keeps_attributes_home(nodes):
+    a, b = nodes(2, session_attribute_name_filter="shared\\..*")
+    s = request(a, create=True, work=lambda s: s.update({"shared.cart": [1], "local.secret": "x"}))
+    assert b.find_session(s.id).raw_attributes() == {"shared.cart": [1]}
+    assert a.find_session(s.id).raw_attributes() == {"shared.cart": [1], "local.secret": "x"}
+
+
+def test_interval_principal_and_auth_type_replicate(nodes):
+    from pycat.realm.realms import GenericPrincipal
+    a, b = nodes(2)
+
+    def login(session):
+        session.principal = GenericPrincipal("ann", ["admin", "user"])
+        session.auth_type = "FORM"
+        session.max_inactive_interval = 77
+    s = request(a, create=True, work=login)
+    copy = b.find_session(s.id)
+    assert (copy.principal.name, sorted(copy.principal.roles), copy.auth_type, copy.max_inactive_interval) == \
+        ("ann", ["admin", "user"], "FORM", 77)
+
+
+def test_replicas_fire_listeners_as_configured(nodes):
+    from pycat.session.events import SessionListeners  # noqa: F401  (the manager's listener list)
+    a, b = nodes(2)
+    heard = []
+
+    class Recorder:
+        def session_created(self, event):
+            heard.append(("created", event.session.id))
+
+        def attribute_added(self, event):
+            heard.append(("added", event.name))
+
+        def session_destroyed(self, event):
+            heard.append(("destroyed", event.session.id))
+    b.add_session_listener(Recorder())
+    s = request(a, create=True, work=lambda s: s.__setitem__("k", 1))
+    request(a, s.id, lambda s: s.invalidate())
+    wait_for(lambda: ("destroyed", s.id) in heard, what="destroyed on the replica")
+    assert heard == [("created", s.id), ("added", "k"), ("destroyed", s.id)]
+
+
+def test_a_joiner_asking_a_node_without_the_app_does_not_wait():
+    """The only member runs no /app: it answers NO-CONTEXT-MANAGER, and the joiner starts with no
+    state and no timeout counted (its stateTransferTimeout is far above the test's own timeout)."""
+    group = unique_mcast_group()
+    other = mcast_cluster(group)
+    from pycat.ha.session.listener import ClusterSessionListener
+    other.add_cluster_listener(ClusterSessionListener())
+    other.start()
+    cluster, joiner = node(group, state_transfer_timeout=600)
+    try:
+        wait_for(lambda: cluster.get_members(), what="the joiner to see the other node")
+        joiner.start()
+        assert joiner.counter_no_state_transferred == 0 and joiner.find_sessions() == []
+    finally:
+        joiner.stop()
+        cluster.stop()
+        other.stop()

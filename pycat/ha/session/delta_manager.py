@@ -727,8 +727,6 @@ def _keys(delta):
         code = action[0]
         if code == d.SET or code == d.REMOVE:
             keys.append(action[1])
-        elif code == d.CREATE:
-            keys.append(d.MAX_INACTIVE)
         elif code in (d.MAX_INACTIVE, d.PRINCIPAL, d.AUTH_TYPE):
             keys.append(code)
     return keys

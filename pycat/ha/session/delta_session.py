@@ -146,9 +146,10 @@ class DeltaSession(Session):
                 if when > self.this_accessed_time:
                     self.this_accessed_time = when
             elif code == d.CREATE:
-                if d.MAX_INACTIVE not in (self.versions or ()) or version > self.version_of(d.MAX_INACTIVE):
+                # the interval at creation, unless a versioned change (maybe in this very delta,
+                # which then follows) says otherwise
+                if self.version_of(d.MAX_INACTIVE) == _NONE:
                     self.max_inactive_interval = action[1]
-                    self.stamp((d.MAX_INACTIVE,), version)
                 if action[2] < self.creation_time:
                     self.creation_time = action[2]
             elif code == d.MAX_INACTIVE:
