@@ -41,6 +41,7 @@ from pycat.lifecycle import EVENTS, PERIODIC_EVENT, Lifecycle, LifecycleState
 from pycat.session.manager import ManagerBase
 from pycat.tribes import channel as ch
 from pycat.tribes.group.group_channel import GroupChannel
+from pycat.tribes.limits import PeerLog
 from pycat.ha.cluster_message import ClusterMessage
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class SimpleTcpCluster(Lifecycle):
         self.valves = []
         self.manager_template = None
         self._managers = {}           # manager name -> the registered manager
+        self._send_failures = PeerLog(log, interval=10.0)
 
     @property
     def component_name(self):
@@ -340,7 +342,12 @@ class SimpleTcpCluster(Lifecycle):
         try:
             return self.channel.send(members, message.to_wire(), options)
         except (ChannelError, OSError) as exc:
-            log.error("%s: unable to send %r: %s", self.component_name, message, exc)
+            # one line per failing member per 10 s: a dead member fails every request's send
+            # until membership drops it
+            faulty = getattr(exc, "faulty", None) or {}
+            key = ",".join(sorted(getattr(m, "name", str(m)) for m in faulty)) or "?"
+            self._send_failures.log(logging.ERROR, key, "%s: unable to send %r: %s", self.component_name,
+                                    message, exc)
             if self.notify_lifecycle_listener_on_failure:
                 self.fire_lifecycle_event(SEND_MESSAGE_FAILURE, SendMessageData(message, dest, exc))
             return None
