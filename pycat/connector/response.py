@@ -27,6 +27,14 @@ def status_line(code, reason=None):
     return line if line is not None else "%d Unknown" % code
 
 
+def _declared_length(headers):
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == "content-length":
+            value = value.strip()
+            return int(value) if value.isdigit() else None
+    return None
+
+
 class ContainerHeader(tuple):
     """A header the container adds on its own behalf (the session cookie): it outlives a WSGI
     app's start_response, which otherwise replaces the header list."""
@@ -37,7 +45,7 @@ class Response:
     __slots__ = ("request", "status", "reason", "headers", "_buffer", "_body_len", "committed",
                  "is_error", "error_message", "error_reported", "suspended", "_suppress",
                  "_start_response", "_write", "commit_time", "_content_type", "_charset", "status_set",
-                 "_streamed", "_aborted")
+                 "_streamed", "_aborted", "_declared", "_tail")
 
     def __init__(self, request=None, start_response=None):
         self.request = request
@@ -60,6 +68,8 @@ class Response:
         self.status_set = False
         self._streamed = 0
         self._aborted = False
+        self._declared = None     # the Content-Length the app declared, once committed
+        self._tail = None         # the bytes completing it, held until finish()
 
     # -- status and headers -------------------------------------------------------------
     def set_status(self, code, reason=None):
@@ -190,7 +200,11 @@ class Response:
             return
         if self.committed:
             if not self._suppress:
-                self._write(data)
+                declared = self._declared
+                if declared is not None and self._streamed + len(data) >= declared:
+                    self._hold(data)
+                else:
+                    self._write(data)
             self._streamed += len(data)
             return
         self._buffer.append(data)
@@ -318,18 +332,36 @@ class Response:
         head = self.request is not None and self.request.method == "HEAD"
         if head:
             self._suppress = True
-        self._write = self._start_response(status_line(status, self.reason), self._header_list(None))
+        headers = self._header_list(None)
+        self._write = self._start_response(status_line(status, self.reason), headers)
+        self._declared = _declared_length(headers)
         buffered, self._buffer = self._buffer, []
         if buffered and not self._suppress and status not in _NO_BODY:
-            self._write(b"".join(buffered))
+            data = b"".join(buffered)
+            if self._declared is not None and len(data) >= self._declared:
+                self._hold(data)
+            else:
+                self._write(data)
         self._streamed += self._body_len
         self._body_len = 0
+
+    def _hold(self, data):
+        """The bytes that complete a declared Content-Length wait for finish(): nothing can follow
+        them, and they must leave after the pipeline (the ReplicationValve sends the request's
+        session changes first), even when the app streamed its body (a WSGI iterator)."""
+        if self._tail is None:
+            self._tail = [data]
+        else:
+            self._tail.append(data)
 
     def finish(self):
         """The WSGI return value for pywsgi: the buffered body, or nothing once streamed."""
         if self._aborted:
             return []
         if self.committed:
+            tail, self._tail = self._tail, None
+            if tail:
+                self._write(b"".join(tail))
             return []
         self.committed = True
         self.commit_time = time.time()

@@ -107,7 +107,8 @@ class WsgiServlet(Servlet):
                 for chunk in result:
                     response.write_bytes(chunk)
             else:
-                # an iterator: each block goes out as it comes (PEP 3333 forbids holding it back)
+                # an iterator: each block goes out as it comes (PEP 3333 forbids holding it back);
+                # the Response keeps only the block completing a declared Content-Length for finish()
                 for chunk in result:
                     if chunk:
                         response.write_bytes(chunk)
