@@ -12,11 +12,7 @@ H = "org.apache.catalina.ha."
 
 
 @pytest.mark.parametrize("name, planned", [
-    (H + "session.DeltaManager", "session replication"),
     (H + "session.BackupManager", "session replication"),
-    (H + "tcp.ReplicationValve", "session replication"),
-    (H + "session.JvmRouteBinderValve", "session replication"),
-    (H + "session.ClusterSessionListener", "session replication"),
     (H + "deploy.FarmWarDeployer", "farm deployment"),
 ])
 def test_planned_classes_fail_clearly(name, planned):
@@ -75,12 +71,12 @@ def test_unknown_names_stay_unknown():
 def test_digester_names_file_line_and_element():
     xml = ('<Server><Service><Engine name="Catalina" defaultHost="localhost">\n'
            '<Cluster className="org.apache.catalina.ha.tcp.SimpleTcpCluster">\n'
-           '  <Manager className="org.apache.catalina.ha.session.DeltaManager"/>\n'
+           '  <Manager className="org.apache.catalina.ha.session.BackupManager"/>\n'
            '</Cluster></Engine></Service></Server>')
-    if _importable("pycat.ha.session.delta_manager"):
-        pytest.skip("DeltaManager exists now")
+    if _importable("pycat.ha.session.backup_manager"):
+        pytest.skip("BackupManager exists now")
     with pytest.raises(ConfigError) as info:
         Digester().parse_string(xml, source="server.xml")
     text = str(info.value)
     assert text.startswith("server.xml:3 <Server/Service/Engine/Cluster/Manager>: Tomcat class "
-                           "org.apache.catalina.ha.session.DeltaManager is recognised but not implemented")
+                           "org.apache.catalina.ha.session.BackupManager is recognised but not implemented")
