@@ -408,6 +408,41 @@ class DeltaManager(ClusterManagerBase):
             return value
         return ds.attr_values.resolve(value, True, self.value_class_filter(), self.app_loader)
 
+    def _replica_from_record(self, parsed, resolve):
+        """A new backup copy built straight from a parsed record (the state transfer's common case:
+        the joiner has none of the sessions yet). As a deserialised session in Tomcat: session
+        listeners hear it created (notifySessionListenersOnReplication), values hear they were
+        activated, attribute listeners hear nothing. (session or None, refused values)."""
+        sid, ctime, lat, interval, principal, auth_type, clock, attrs, versions = parsed
+        if parse_session_id(sid) is None:
+            log.warning("%s: replicated session id %r is malformed; dropped", self.component_name, sid)
+            return None, ()
+        limit = self.max_active_sessions
+        if limit is not None and limit >= 0 and len(self._sessions) >= limit:
+            self.rejected_sessions += 1
+            log.warning("%s: maxActiveSessions (%d) reached; replicated session %s refused",
+                        self.component_name, limit, sid)
+            return None, ()
+        refused = []
+        attributes = {}
+        for name, value in attrs:
+            try:
+                attributes[name] = resolve(name, value) if type(value) is ds.attr_values.Blob \
+                    or self.session_attribute_name_filter else value
+            except values.ValueRefused as exc:
+                refused.append((name, exc))
+        session = self.create_empty_session()
+        session.fill(sid, ctime, lat, self.clock(), interval, ds.principal_object(principal), auth_type, clock,
+                     versions, attributes)
+        self.add(session)
+        self.session_counter += 1
+        if self.notify_session_listeners_on_replication:
+            session.tell_new()
+        session.activate()
+        if self._parked:
+            self._unpark(sid, session)
+        return session, refused
+
     def _new_replica(self, session_id, max_inactive, creation_time):
         if parse_session_id(session_id) is None:
             log.warning("%s: replicated session id %r is malformed; dropped", self.component_name, session_id)
@@ -516,9 +551,10 @@ class DeltaManager(ClusterManagerBase):
                 return 0
             if not transfer.done.wait(None if timeout < 0 else timeout):
                 self.counter_no_state_transferred += 1
-                log.error("%s: no session state from %s within %d s (stateTransferTimeout); %d sessions "
-                          "received so far; starting with them", self.component_name, _name(member), timeout,
-                          transfer.received)
+                log.error("%s: no complete session state from %s within %d s (stateTransferTimeout): %d "
+                          "sessions received%s; starting with them", self.component_name, _name(member), timeout,
+                          transfer.received, "" if transfer.announced is None else
+                          " of %d announced" % transfer.announced)
                 received += transfer.received
                 break
             received += transfer.received
@@ -560,12 +596,22 @@ class DeltaManager(ClusterManagerBase):
                 transfer.announced = payload["sessions"]
                 skipped = payload.get("skipped")
                 transfer.skipped = skipped if type(skipped) is int else 0
-            transfer.done.set()
+            self._check_complete(transfer)
         else:
             self.counter_receive_all_sessions += 1
             ok, bad = self.load_records(message.payload, sender)
             transfer.received += ok
             transfer.damaged += bad
+            self._check_complete(transfer)
+
+    @staticmethod
+    def _check_complete(transfer):
+        # the data messages are acknowledged on arrival (the sender encodes the next one while
+        # this node applies the last) and may travel on other connections than the announcement:
+        # done once the announcement came AND every announced session was applied
+        announced = transfer.announced
+        if announced is not None and (announced < 0 or transfer.received + transfer.damaged >= announced):
+            transfer.done.set()
 
     def take_over(self, old):
         """Redeploy handover: the sessions of ``old`` (a stopped DeltaManager of the replaced
@@ -621,12 +667,13 @@ class DeltaManager(ClusterManagerBase):
                 sid = parsed[0]
                 session = self._sessions.get(sid)
                 if session is None or not session.valid:
-                    session = self._new_replica(sid, parsed[3], parsed[1])
+                    session, refused = self._replica_from_record(parsed, resolve)
                     if session is None:
                         damaged += 1
                         continue
-                refused = ds.merge_record(session, parsed, resolve, notify)
-                session.is_primary = False
+                else:
+                    refused = ds.merge_record(session, parsed, resolve, notify)
+                    session.is_primary = False
                 for name, exc in refused:
                     log.warning("%s: session %s: attribute %r from %s not loaded: %s", self.component_name, sid,
                                 name, _name(sender), exc)
@@ -654,7 +701,9 @@ class DeltaManager(ClusterManagerBase):
         sessions = [s for s in list(self._sessions.values()) if s.valid]
         size = max(1, self.send_all_sessions_size)
         encode = self._record_encoder()
-        sync = ch.USE_ACK | ch.SYNCHRONIZED_ACK
+        # acknowledged on arrival: the joiner applies one message while this node encodes the next;
+        # TCP and the one-ack-at-a-time sender bound what is in flight
+        acked = ch.USE_ACK
         sent = skipped = chunks = 0
         chunk, chunk_bytes = [], 0
         self.counter_send_all_sessions += 1
@@ -665,7 +714,7 @@ class DeltaManager(ClusterManagerBase):
                 return True
             if chunks and not self.send_all_sessions:
                 gevent.sleep(self.send_all_sessions_wait_time / 1000.0)
-            if self._send(d.EVT_ALL_SESSION_DATA, "", chunk, token, member, sync) is None:
+            if self._send(d.EVT_ALL_SESSION_DATA, "", chunk, token, member, acked) is None:
                 return False
             chunks += 1
             chunk, chunk_bytes = [], 0

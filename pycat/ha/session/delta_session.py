@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 _NONE = (-1, "")        # the version of a key nobody wrote
 
 
-def _principal(value):
+def principal_object(value):
     """A replicated principal ((name, roles) or None) as the object sessions hold."""
     if value is None:
         return None
@@ -56,6 +56,24 @@ class DeltaSession(Session):
         self.tracker = None           # the DeltaTracker of the requests using the session now
         self.fields = None            # (max_inactive, principal, auth_type) when tracking began
         self.last_replicated = 0.0    # when this node last sent a message about the session
+
+    def fill(self, sid, creation_time, last_accessed_time, now, interval, principal, auth_type, clock, versions,
+             attributes):
+        """Become a valid backup copy with this state (a record of the state transfer; the caller
+        adds it to its manager). Its idle clock starts now, as Tomcat's copies do on arrival."""
+        self.id = sid
+        self._valid = True
+        self.is_new = False
+        self.is_primary = False
+        self.creation_time = creation_time
+        self.last_accessed_time = last_accessed_time
+        self.this_accessed_time = now
+        self.max_inactive_interval = interval
+        self.principal = principal
+        self.auth_type = auth_type
+        self.clock = clock
+        self.versions = versions or None
+        self._attributes = attributes
 
     # -- local use ---------------------------------------------------------------------------
     def access(self):
@@ -158,7 +176,7 @@ class DeltaSession(Session):
                     self.stamp((d.MAX_INACTIVE,), version)
             elif code == d.PRINCIPAL:
                 if version > self.version_of(d.PRINCIPAL):
-                    self.principal = _principal(action[1])
+                    self.principal = principal_object(action[1])
                     self.stamp((d.PRINCIPAL,), version)
             elif code == d.AUTH_TYPE:
                 if version > self.version_of(d.AUTH_TYPE):
@@ -266,7 +284,7 @@ def merge_record(session, parsed, resolve, notify):
     if newer(d.MAX_INACTIVE):
         session.max_inactive_interval = interval
     if newer(d.PRINCIPAL):
-        session.principal = _principal(principal)
+        session.principal = principal_object(principal)
     if newer(d.AUTH_TYPE):
         session.auth_type = auth_type
     names = set(values) | {k for k in versions if type(k) is str}

@@ -39,6 +39,7 @@ _TQ = struct.Struct(">Bq")
 _TD = struct.Struct(">Bd")
 _TU = struct.Struct(">BI")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_unpack_u, _unpack_q, _unpack_d = _U.unpack_from, _Q.unpack_from, _D.unpack_from
 _KEY_TYPES = (str, int, bytes)
 
 
@@ -187,8 +188,33 @@ def _decode(data, pos, size, depth):
                 result[key], pos = _decode(data, pos, size, depth)
             return result, pos
         items = []
+        append = items.append
         for _ in range(count):
+            # the common scalars inline (a call per item is most of the cost of a long list);
+            # the same checks and messages as _decode's
+            if pos < size:
+                item_tag = data[pos]
+                if item_tag == STR:
+                    if pos + 5 > size:
+                        raise ProtocolError("truncated string length")
+                    n = _unpack_u(data, pos + 1)[0]
+                    start = pos + 5
+                    end = start + n
+                    if end > size:
+                        raise ProtocolError("string of %d bytes runs past the input" % n)
+                    try:
+                        append(data[start:end].decode("utf-8", "surrogatepass"))
+                    except UnicodeDecodeError as exc:
+                        raise ProtocolError("invalid UTF-8 in a string: %s" % exc) from None
+                    pos = end
+                    continue
+                if item_tag == INT or item_tag == FLOAT:
+                    if pos + 9 > size:
+                        raise ProtocolError("truncated number")
+                    append((_unpack_q if item_tag == INT else _unpack_d)(data, pos + 1)[0])
+                    pos += 9
+                    continue
             item, pos = _decode(data, pos, size, depth)
-            items.append(item)
+            append(item)
         return (items if tag == LIST else tuple(items)), pos
     raise ProtocolError("unknown tag 0x%02x" % tag)
