@@ -41,6 +41,8 @@ from pycat.lifecycle import EVENTS, PERIODIC_EVENT, Lifecycle, LifecycleState
 from pycat.session.manager import ManagerBase
 from pycat.tribes import channel as ch
 from pycat.tribes.group.group_channel import GroupChannel
+from pycat.tribes.group.interceptors.auth import AuthInterceptor
+from pycat.tribes.group.interceptors.encrypt import EncryptInterceptor
 from pycat.tribes.limits import PeerLog
 from pycat.ha.cluster_message import ClusterMessage
 
@@ -222,12 +224,16 @@ class SimpleTcpCluster(Lifecycle):
     # -- lifecycle ----------------------------------------------------------------------------
     @property
     def trusted(self):
-        """Whether every message the channel delivers passed an AuthInterceptor or EncryptInterceptor."""
-        from pycat.tribes.group.interceptors.auth import AuthInterceptor
-        from pycat.tribes.group.interceptors.encrypt import EncryptInterceptor
-        channel = self.channel
-        interceptors = getattr(channel, "interceptors", None) or ()
-        return any(isinstance(i, (AuthInterceptor, EncryptInterceptor)) for i in interceptors)
+        """Whether every message the channel delivers passed an AuthInterceptor or EncryptInterceptor
+        (fixed once the channel runs: its interceptors cannot change then)."""
+        trusted = self.__dict__.get("_trusted")
+        if trusted is None:
+            channel = self.channel
+            interceptors = getattr(channel, "interceptors", None) or ()
+            trusted = any(isinstance(i, (AuthInterceptor, EncryptInterceptor)) for i in interceptors)
+            if self.state.available:
+                self.__dict__["_trusted"] = trusted
+        return trusted
 
     def _check_defaults(self):
         template = self.get_manager_template()

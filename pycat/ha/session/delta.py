@@ -47,6 +47,7 @@ _ARITY = {CREATE: 2, SET: 2, REMOVE: 1, MAX_INACTIVE: 1, PRINCIPAL: 1, AUTH_TYPE
           INVALIDATE: 0, EXPIRE: 0, CHANGE_ID: 1}
 _TERMINAL = (INVALIDATE, EXPIRE)
 _KEYS = {"v", "app", "id", "ver", "actions"}
+SKIP = object()         # what a to_plain encode function answers to leave a SET out
 
 
 def _key(action):
@@ -138,14 +139,20 @@ class DeltaRequest:
         return len(self.actions)
 
     # -- wire ---------------------------------------------------------------------------------
-    def to_plain(self, class_filter=None, loader=None):
+    def to_plain(self, class_filter=None, loader=None, encode=None):
         """The plain form (module doc). SET values go through ``attr_values.encode`` now (so a value
-        mutated after it was set travels as it is at the end of the request)."""
+        mutated after it was set travels as it is at the end of the request), or through
+        ``encode(name, value)``, which may answer SKIP to leave the action out."""
         actions = []
         for action in self.actions:
             code = action[0]
             if code == SET:
-                actions.append([SET, action[1], attr_values.encode(action[2], class_filter, loader)])
+                if encode is None:
+                    actions.append([SET, action[1], attr_values.encode(action[2], class_filter, loader)])
+                else:
+                    wire = encode(action[1], action[2])
+                    if wire is not SKIP:
+                        actions.append([SET, action[1], wire])
             elif code == PRINCIPAL and action[1] is not None:
                 actions.append([PRINCIPAL, [action[1][0], list(action[1][1])]])
             else:

@@ -232,7 +232,7 @@ class DeltaManager(ClusterManagerBase):
         session.is_primary = True
         session.last_replicated = now
         try:
-            payload = delta.to_plain(self.value_class_filter(), self.app_loader)
+            payload = delta.to_plain(encode=self._value_encoder(session))
         except values.ValueRefused as exc:
             log.error("%s: session %s: a changed value was refused by sessionAttributeValueClassNameFilter "
                       "and the request's changes were not replicated: %s", self.component_name, session.id, exc)
@@ -241,26 +241,30 @@ class DeltaManager(ClusterManagerBase):
         return self._send(d.EVT_SESSION_DELTA, delta.session_id, payload)
 
     def _outgoing(self, session, delta):
-        """The delta minus what must stay here (name filter; on an untrusted channel, values that
-        would travel as dill bytes: logged with the fix). None if nothing is left."""
-        trusted = self.trusted
-        keep = []
-        for action in delta.actions:
-            code = action[0]
-            if code == d.SET or code == d.REMOVE:
-                name = action[1]
-                if not self.replicates(name):
-                    continue
-                if code == d.SET and not trusted and ds.attr_values.needs_trust(action[2]):
-                    log.error("%s: session %s: attribute %r holds a %s, which is not a plain value and cannot "
-                              "replicate on this channel; it stays on this node. %s", self.component_name,
-                              session.id, name, values.class_name(type(action[2])),
-                              UNTRUSTED_FIX)
-                    continue
-            keep.append(action)
+        """The delta minus the attributes sessionAttributeNameFilter keeps here; None if empty."""
+        if self.name_filter() is None:
+            return delta if delta.actions else None
+        keep = [a for a in delta.actions if not (a[0] == d.SET or a[0] == d.REMOVE) or self.replicates(a[1])]
         if len(keep) != len(delta.actions):
             delta.actions = keep
         return delta if keep else None
+
+    def _value_encoder(self, session):
+        """encode(name, value) for a delta's SET values: the wire form, made once; on an untrusted
+        channel a value that would travel as dill bytes stays here, logged with the fix."""
+        trusted = self.trusted
+        class_filter, loader = self.value_class_filter(), self.app_loader
+        encode = ds.attr_values.encode
+
+        def encode_value(name, value):
+            wire = encode(value, class_filter, loader)
+            if not trusted and type(wire) is tuple and wire[0] == "B":
+                log.error("%s: session %s: attribute %r holds a %s, which is not a plain value and cannot "
+                          "replicate on this channel; it stays on this node. %s", self.component_name,
+                          session.id, name, values.class_name(type(value)), UNTRUSTED_FIX)
+                return d.SKIP
+            return wire
+        return encode_value
 
     def change_session_id(self, session, new_id=None):
         """Give ``session`` a new id here and, at once, on every other node (with the changes the
@@ -757,16 +761,20 @@ class DeltaManager(ClusterManagerBase):
         trusted = local or self.trusted
         class_filter, loader = self.value_class_filter(), self.app_loader
 
+        named = self.name_filter() is not None
+        to_wire = ds.attr_values.encode
+
         def encode(name, value):
-            if not self.replicates(name):
-                return ds.SKIP
-            if not trusted and ds.attr_values.needs_trust(value):
+            if named and not self.replicates(name):
                 return ds.SKIP
             try:
-                return ds.attr_values.encode(value, class_filter, loader)
+                wire = to_wire(value, class_filter, loader)
             except Exception as exc:
                 self.filter_failure("attribute %r (%s) not sent: %s", name, values.class_name(type(value)), exc)
                 return ds.SKIP
+            if not trusted and type(wire) is tuple and wire[0] == "B":
+                return ds.SKIP          # plain values only on a channel that does not authenticate
+            return wire
         return encode
 
 
