@@ -333,7 +333,8 @@ class SimpleTcpCluster(Lifecycle):
         if not isinstance(message, ClusterMessage):
             raise TypeError("SimpleTcpCluster.send needs a ClusterMessage, not %s" % type(message).__name__)
         options = self.channel_send_options if options is None else ch.parse_send_options(options)
-        local = self.get_local_member()
+        # the member object, not a fresh record with its alive time (that costs an encode per send)
+        local = self.channel.get_local_member(False) if self.channel is not None else None
         message.address = local
         if dest is not None:
             if dest == local:
@@ -343,7 +344,8 @@ class SimpleTcpCluster(Lifecycle):
         else:
             members = self.get_members()
             if not members:
-                log.debug("%s: no members, %r not sent", self.component_name, message)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s: no members, %r not sent", self.component_name, message)
                 return None
         try:
             return self.channel.send(members, message.to_wire(), options)

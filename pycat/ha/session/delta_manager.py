@@ -231,6 +231,8 @@ class DeltaManager(ClusterManagerBase):
         session.stamp(_keys(delta), delta.version)
         session.is_primary = True
         session.last_replicated = now
+        if not self.cluster.has_members():
+            return None             # nobody to tell (a joiner gets the versions with the session)
         try:
             payload = delta.to_plain(encode=self._value_encoder(session))
         except values.ValueRefused as exc:
