@@ -22,10 +22,12 @@ class App:
     distributable = True
 
 
-def node(group, options=ch.USE_ACK | ch.SYNCHRONIZED_ACK, interceptors=(), **manager_attrs):
+def node(group, options=ch.USE_ACK | ch.SYNCHRONIZED_ACK, interceptors=(), domain=None, **manager_attrs):
     cluster = mcast_cluster(group, channelSendOptions=str(options))
     for interceptor in interceptors:
         cluster.channel.add_interceptor(interceptor)
+    if domain is not None:
+        cluster.channel.membership_service.domain = domain
     template = DeltaManager()
     for key, value in manager_attrs.items():
         setattr(template, key, value)
@@ -287,3 +289,41 @@ def test_a_joiner_asking_a_node_without_the_app_does_not_wait():
         joiner.stop()
         cluster.stop()
         other.stop()
+
+
+def test_a_message_from_another_cluster_domain_is_dropped():
+    """B filters by domain (DomainFilterInterceptor, as Tomcat's how-to for several clusters on one
+    network): C, in another domain on the same group, sends B a well-formed delta: dropped. The
+    same delta from A, in B's domain, applies (positive control)."""
+    from pycat.ha.session import delta as d
+    from pycat.ha.session.delta_manager import session_message
+    from pycat.tribes.group.interceptors.domain_filter import DomainFilterInterceptor
+    group = unique_mcast_group()
+
+    def member_of(domain):
+        f = DomainFilterInterceptor()
+        f.domain = domain
+        return node(group, interceptors=[f], domain=domain)
+    made = [member_of("shop"), member_of("shop"), node(group, domain="other")]
+    (ca, a), (cb, b), (cc, c) = made
+    try:
+        wait_for(lambda: cb.get_members() and cc.get_members(), what="members")
+        a.start()
+        b.start()
+        s = request(a, create=True, work=lambda s: s.__setitem__("k", "from-a"))
+        assert b.find_session(s.id).raw_attributes() == {"k": "from-a"}
+        target = next(m for m in cc.get_members() if m.port == cb.get_local_member().port)
+
+        def forged(value, counter):
+            delta = d.DeltaRequest(b.cluster_manager_name, s.id, (counter, "zz"))
+            delta.set_attribute("k", value)
+            return session_message(b.cluster_manager_name, d.EVT_SESSION_DELTA, s.id, delta.to_plain())
+        assert cc.send(forged("from-c", 10 ** 6), target, ch.USE_ACK | ch.SYNCHRONIZED_ACK) is not None
+        assert b.find_session(s.id).raw_attributes() == {"k": "from-a"}
+        control = next(m for m in ca.get_members() if m.port == cb.get_local_member().port)
+        assert ca.send(forged("from-a-again", 10 ** 6), control, ch.USE_ACK | ch.SYNCHRONIZED_ACK) is not None
+        assert b.find_session(s.id).raw_attributes() == {"k": "from-a-again"}
+    finally:
+        for cluster, manager in reversed(made):
+            manager.stop()
+            cluster.stop()
