@@ -28,6 +28,7 @@ class Adapter:
         self.lookups = bool(getattr(connector, "enable_lookups", False))
         self.scheme = getattr(connector, "scheme", "http")
         self.secure = bool(getattr(connector, "secure", False))
+        self.clean_paths = set()    # raw paths normalize() leaves as they are, with no parameters
 
     @staticmethod
     def _lookup(addr):
@@ -43,20 +44,19 @@ class Adapter:
         response = Response(request, start_response)
         if self.server_header is not None:
             response.headers.append(("Server", self.server_header))
-        try:
-            path, params = normalize(request.request_uri, self.uri_encoding)
-        except BadUri as exc:
-            if request.request_uri == "*" and request.method == "OPTIONS":
-                start_response("200 OK", [("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS"),
-                                          ("Content-Length", "0")])
-                return []
-            log.info("400 for %r from %s: %s", environ.get("RAW_URI"), request.remote_addr, exc)
-            response.status = 400
-            response.content_type = "text/plain;charset=utf-8"
-            response.write_bytes(b"Bad Request")
-            # never reaches a Host's pipeline: logged as Tomcat's CoyoteAdapter.log does
-            log_access(access_log_valves(self.engine), request, response)
-            return response.finish()
+        raw = request.request_uri
+        clean = self.clean_paths
+        if raw in clean:
+            # seen before and nothing to decode nor normalise (see below): no call to normalize()
+            path = raw
+            params = None
+        else:
+            try:
+                path, params = normalize(raw, self.uri_encoding)
+            except BadUri as exc:
+                return self._bad_uri(exc, environ, start_response, request, response)
+            if path == raw and not params and len(clean) < 1024 and len(raw) < 256:
+                clean.add(raw)    # normalize() returns such a path unchanged: every time (it is pure)
         if self.lookups:
             request.remote_host = self._lookup(request.remote_addr)
         request.decoded_uri = path
@@ -66,8 +66,11 @@ class Adapter:
         workers = self.connector.workers
         try:
             request.apply_mapping(engine.mapper.map(environ.get("HTTP_HOST"), path))
-            with workers:        # maxThreads: requests in the pipeline at once
+            workers.acquire()    # maxThreads: requests in the pipeline at once
+            try:
                 engine.pipeline.first.invoke(request, response)
+            finally:
+                workers.release()
         except Exception:
             log.exception("Exception processing %s %s", request.method, request.request_uri)
             if response.committed:
@@ -82,3 +85,16 @@ class Adapter:
             log.error("Invalid response headers from %s %s: %s", request.method, request.request_uri, exc)
             start_response("500 Internal Server Error", [("Content-Length", "0")])
             return []
+
+    def _bad_uri(self, exc, environ, start_response, request, response):
+        if request.request_uri == "*" and request.method == "OPTIONS":
+            start_response("200 OK", [("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS"),
+                                      ("Content-Length", "0")])
+            return []
+        log.info("400 for %r from %s: %s", environ.get("RAW_URI"), request.remote_addr, exc)
+        response.status = 400
+        response.content_type = "text/plain;charset=utf-8"
+        response.write_bytes(b"Bad Request")
+        # never reaches a Host's pipeline: logged as Tomcat's CoyoteAdapter.log does
+        log_access(access_log_valves(self.engine), request, response)
+        return response.finish()

@@ -61,6 +61,8 @@ def normalize(raw, encoding="utf-8"):
     """→ (path, path_parameters). Raises BadUri."""
     if raw.startswith("/") and raw.isascii() and "%" not in raw and ";" not in raw \
             and "\\" not in raw and "\x00" not in raw:
+        if "//" not in raw and "/." not in raw:
+            return raw, {}      # nothing to decode nor to normalise: the common case, without a call
         return remove_dot_segments(raw), {}
     if not raw.startswith("/"):
         scheme_end = raw.find("://")

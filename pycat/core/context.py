@@ -15,12 +15,15 @@ from pycat.core.mapper import ServletMap
 from pycat.core import session_support
 from pycat.core.pipeline import Valve
 from pycat.core.wrapper import Wrapper
+from pycat.lifecycle import LifecycleState
 from pycat.webapp import web_xml
 from pycat.webapp.loader import WebappLoader
 from pycat.webapp.filters import run_servlet
 from pycat.webapp.servlet_context import ServletContextMixin
 
 log = logging.getLogger(__name__)
+
+_STARTED = LifecycleState.STARTED
 
 
 def _is_protected(rel):
@@ -34,7 +37,9 @@ def _is_protected(rel):
 class StandardContextValve(Valve):
     def invoke(self, request, response):
         rel = request.servlet_path + (request.path_info or "")
-        if _is_protected(rel):
+        # only a path whose second character is W/w/M/m can name WEB-INF or META-INF: the common
+        # case skips the call ("" in the string is True: a path shorter than 2 goes to the full test)
+        if rel[1:2] in "WwMm" and _is_protected(rel):
             response.send_error(404)
             return
         context = self.container
@@ -47,7 +52,7 @@ class StandardContextValve(Valve):
             # serve "/ctx" as "/ctx/"
             request.wrapper, request.servlet_path, request.path_info, request.match_type = \
                 context.servlet_map.match("/")
-        if not context.state.available:
+        if context._state is not _STARTED:      # state.available, without two property calls
             response.send_error(503, "The application is not available")
             return
         wrapper = request.wrapper

@@ -15,6 +15,8 @@ from pycat.webapp.loader import app_code
 log = logging.getLogger(__name__)
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE")
+# method -> the name of its handler, made once (not a lower() and a concatenation per request)
+_HANDLERS = {m: "do_" + m.lower() for m in _METHODS}
 
 
 class Servlet:
@@ -42,7 +44,8 @@ class Servlet:
 class HttpServlet(Servlet):
     def service(self, request, response):
         method = request.method
-        handler = getattr(self, "do_" + method.lower(), None) if method in _METHODS else None
+        name = _HANDLERS.get(method)
+        handler = getattr(self, name, None) if name is not None else None
         if handler is None:
             response.send_error(501, "Method %s is not implemented by this servlet" % method)
             return
