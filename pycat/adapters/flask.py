@@ -7,8 +7,10 @@ In the app module (the WSGI servlet named in web.xml)::
 
 Views keep using ``flask.session`` unchanged. No SECRET_KEY is needed and Flask sets no cookie of
 its own: the container's JSESSIONID cookie carries the id, the data stays on the server (and in
-the Manager's store / the cluster). ``session.permanent`` maps to nothing (the container's
-timeout rules); ``session.modified`` is accepted and ignored (changes are written through).
+the Manager's store / the cluster). ``session.permanent`` changes no timeout (the container's
+rules decide) but, as Flask's own SessionMixin does, it is kept as a ``_permanent`` attribute of
+the session, which therefore persists and replicates with it; ``session.modified`` is accepted and
+ignored (changes are written through, and replication finds values changed in place by itself).
 Outside pycat (no ``environ["pycat.session"]``) the interface falls back to Flask's null session.
 A new session refused by maxActiveSessions is a 503 with the manager's message, as for servlets.
 """
