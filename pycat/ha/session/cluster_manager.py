@@ -32,6 +32,11 @@ UNTRUSTED_FIX = ("values of plain types (str, int, float, bool, None, bytes, lis
                  "cluster's <Channel>")
 
 
+def member_name(member):
+    """How log lines name a cluster member (its tcp://host:port name)."""
+    return getattr(member, "name", None) or str(member)
+
+
 class ClusterManagerBase(ManagerBase):
     notify_listeners_on_replication = Attr(bool, True, "fire attribute listeners and binding hooks when "
                                            "applying a replicated change")
@@ -97,14 +102,16 @@ class ClusterManagerBase(ManagerBase):
                                        + UNTRUSTED_FIX)
         super().check_serializable(name, value)
 
-    def resolve_value(self, name, value):
+    def resolve_value(self, name, value, trusted=None):
         """A received attribute value (decode_structure's result) as the value to store: a dill
-        blob is loaded only from a trusted channel, through the class filter and the app's
-        loader. ValueRefused (with the reason) when it may not be loaded or cannot be."""
+        blob is loaded only from a trusted source (by default: whether the channel is trusted),
+        through the class filter and the app's loader. ValueRefused (with the reason) when it may
+        not be loaded or cannot be."""
         if type(value) is not attr_values.Blob:
             return value
         try:
-            return attr_values.resolve(value, self.trusted, self.value_class_filter(), self.app_loader)
+            return attr_values.resolve(value, self.trusted if trusted is None else trusted,
+                                       self.value_class_filter(), self.app_loader)
         except attr_values.values.ValueRefused:
             raise
         except Exception as exc:

@@ -20,13 +20,12 @@ differences, each of which closes a race Tomcat has:
 * **Order.** A delta that arrives before the session it changes (another connection overtook the
   creation or the rename) waits, bounded in number and time, for the session to appear; then it is
   applied, else dropped with a log line.
-* **State transfer.** A starting manager asks one member for all sessions of its app (GET-ALL). The
-  answer streams in messages of at most ``sendAllSessionsSize`` sessions and 4 MB, each acknowledged
-  before the next, then TRANSFERCOMPLETE announces how many sessions were sent; the joiner checks it
-  got them all, and asks the next member otherwise. Messages about sessions arriving meanwhile are
-  queued and applied afterwards in order: versions make a late or early one harmless, so none is
-  dropped for its timestamp (``stateTimestampDrop`` is accepted and has nothing to do).
-  ``start()`` returns after the transfer or ``stateTransferTimeout``; the connectors start after it.
+* **State transfer** (state_transfer.py). A starting manager asks one member for all sessions of
+  its app, streamed in bounded, acknowledged messages and checked against the count announced.
+  Messages about sessions arriving meanwhile are held and applied afterwards in order: versions
+  make a late or early one harmless, so none is dropped for its timestamp (``stateTimestampDrop``
+  is accepted and has nothing to do). ``start()`` returns after the transfer or
+  ``stateTransferTimeout``; the connectors start after it.
 
 A backup copy (not primary) expires only at twice its interval, silently; sessions are not expired
 everywhere when a node stops unless ``expireSessionsOnShutdown``.
@@ -36,25 +35,21 @@ import logging
 import secrets
 import time
 
-import gevent
-import gevent.event
-
 from pycat.attrs import Attr
 from pycat.errors import ConfigError, ProtocolError
 from pycat.ha.cluster_message import ClusterMessage
 from pycat.ha.session import delta as d
 from pycat.ha.session import delta_session as ds
-from pycat.ha.session.cluster_manager import UNTRUSTED_FIX, ClusterManagerBase
+from pycat.ha.session.cluster_manager import UNTRUSTED_FIX, ClusterManagerBase, member_name
+from pycat.ha.session.state_transfer import StateTransfer
 from pycat.ha.session.tracker import DeltaTracker, pickle_digest
 from pycat.session import values
 from pycat.session.id_generator import parse_session_id
 from pycat.tribes import channel as ch
-from pycat.tribes.io import codec
 
 log = logging.getLogger(__name__)
 
 KIND = "session"                     # ClusterMessage kind of session messages
-CHUNK_BYTES = 4 * 1024 * 1024        # a state-transfer message carries at most about this much
 PARK_LIMIT = 1024                    # deltas waiting for their session, at most
 PARK_SECONDS = 5.0                   # how long one waits
 QUEUE_LIMIT = 100000                 # messages held during a state transfer, at most
@@ -64,22 +59,8 @@ def session_message(manager_name, event, session_id="", payload=None, unique_id=
     return ClusterMessage(KIND, d.SessionMessage(manager_name, event, session_id, payload, unique_id).to_plain())
 
 
-class _Transfer:
-    """One state-transfer attempt from one member."""
 
-    def __init__(self, member):
-        self.member = member
-        self.token = secrets.token_hex(8)
-        self.done = gevent.event.Event()
-        self.announced = None
-        self.skipped = 0
-        self.received = 0
-        self.damaged = 0
-        self.no_manager = False
-        self.started = time.monotonic()
-
-
-class DeltaManager(ClusterManagerBase):
+class DeltaManager(StateTransfer, ClusterManagerBase):
     session_class = ds.DeltaSession
 
     expire_sessions_on_shutdown = Attr(bool, False, "expire every session on every node when this one stops")
@@ -233,12 +214,7 @@ class DeltaManager(ClusterManagerBase):
         session.last_replicated = now
         if not self.cluster.has_members():
             return None             # nobody to tell (a joiner gets the versions with the session)
-        try:
-            payload = delta.to_plain(encode=self._value_encoder(session))
-        except values.ValueRefused as exc:
-            log.error("%s: session %s: a changed value was refused by sessionAttributeValueClassNameFilter "
-                      "and the request's changes were not replicated: %s", self.component_name, session.id, exc)
-            return None
+        payload = delta.to_plain(encode=self.value_encoder(session))
         self.counter_send_delta += 1
         return self._send(d.EVT_SESSION_DELTA, delta.session_id, payload)
 
@@ -251,22 +227,36 @@ class DeltaManager(ClusterManagerBase):
             delta.actions = keep
         return delta if keep else None
 
-    def _value_encoder(self, session):
-        """encode(name, value) for a delta's SET values: the wire form, made once; on an untrusted
-        channel a value that would travel as dill bytes stays here, logged with the fix."""
-        trusted = self.trusted
+    def value_encoder(self, session=None, local=False):
+        """encode(name, value) -> an attribute's wire form, made once, or delta.SKIP for what stays
+        here: a name sessionAttributeNameFilter refuses, a value that cannot be encoded (class
+        filter, no pickler), or, on an untrusted channel (``local``: a handover inside this node is
+        trusted), a value that would travel as dill bytes. For a delta (``session`` given) each
+        value left here is logged as an error with the fix; for a state transfer at the filter
+        failure level (one line per attribute per session would flood the log)."""
+        trusted = local or self.trusted
         class_filter, loader = self.value_class_filter(), self.app_loader
-        encode = ds.attr_values.encode
+        named = self.name_filter() is not None
+        to_wire = ds.attr_values.encode
 
-        def encode_value(name, value):
-            wire = encode(value, class_filter, loader)
-            if not trusted and type(wire) is tuple and wire[0] == "B":
-                log.error("%s: session %s: attribute %r holds a %s, which is not a plain value and cannot "
-                          "replicate on this channel; it stays on this node. %s", self.component_name,
-                          session.id, name, values.class_name(type(value)), UNTRUSTED_FIX)
+        def encode(name, value):
+            if named and not self.replicates(name):
                 return d.SKIP
-            return wire
-        return encode_value
+            try:
+                wire = to_wire(value, class_filter, loader)
+            except Exception as exc:
+                why = "%s: %s" % (type(exc).__name__, exc)
+            else:
+                if trusted or type(wire) is not tuple or wire[0] != "B":
+                    return wire
+                why = "it is not a plain value and cannot replicate on this channel. " + UNTRUSTED_FIX
+            if session is not None:
+                log.error("%s: session %s: attribute %r (%s) stays on this node: %s", self.component_name,
+                          session.id, name, values.classmember_name(type(value)), why)
+            else:
+                self.filter_failure("attribute %r (%s) not sent: %s", name, values.classmember_name(type(value)), why)
+            return d.SKIP
+        return encode
 
     def change_session_id(self, session, new_id=None):
         """Give ``session`` a new id here and, at once, on every other node (with the changes the
@@ -314,14 +304,14 @@ class DeltaManager(ClusterManagerBase):
             # for the whole state, and holding the request would keep a node that starts at the same
             # time waiting for its timeout; "no manager here" sends it to the next member at once
             log.info("%s: %s asks for sessions before this node has its own state; answering "
-                     "NO-CONTEXT-MANAGER", self.component_name, _name(sender))
+                     "NO-CONTEXT-MANAGER", self.component_name, member_name(sender))
             self._send(d.EVT_ALL_SESSION_NOCONTEXTMANAGER, "", None, message.unique_id, sender, ch.USE_ACK)
             return
         if self._holding:
             if len(self._held) >= QUEUE_LIMIT:
                 self.counter_dropped += 1
                 log.error("%s: %d messages already held during the state transfer; %s from %s dropped",
-                          self.component_name, QUEUE_LIMIT, message.event_name, _name(sender))
+                          self.component_name, QUEUE_LIMIT, message.event_name, member_name(sender))
                 return
             self._held.append((message, sender))
             return
@@ -353,7 +343,7 @@ class DeltaManager(ClusterManagerBase):
             if message.session_id and message.session_id not in self._sessions:
                 self._new_replica(message.session_id, self.max_inactive_interval, self.clock())
         else:
-            log.debug("%s: %s from %s ignored", self.component_name, message.event_name, _name(sender))
+            log.debug("%s: %s from %s ignored", self.component_name, message.event_name, member_name(sender))
 
     def _touched_elsewhere(self, session):
         now = self.clock()
@@ -366,7 +356,7 @@ class DeltaManager(ClusterManagerBase):
             delta = message.delta()
         except ProtocolError as exc:
             self.counter_dropped += 1
-            log.warning("%s: malformed session delta from %s dropped: %s", self.component_name, _name(sender), exc)
+            log.warning("%s: malformed session delta from %s dropped: %s", self.component_name, member_name(sender), exc)
             return
         session = self._sessions.get(delta.session_id)
         if session is None or not session.valid:
@@ -388,7 +378,7 @@ class DeltaManager(ClusterManagerBase):
             for name, exc in refused:
                 self.counter_dropped += 1
                 log.warning("%s: session %s: attribute %r from %s not applied: %s", self.component_name,
-                            session.id, name, _name(sender), exc)
+                            session.id, name, member_name(sender), exc)
             if start >= len(delta.actions):
                 break
             action = delta.actions[start]
@@ -410,54 +400,24 @@ class DeltaManager(ClusterManagerBase):
 
     def _resolve_trusted(self, name, value):
         """As _resolve, for a source this node wrote itself (a redeploy's handover)."""
-        if type(value) is not ds.attr_values.Blob:
-            return value
-        return ds.attr_values.resolve(value, True, self.value_class_filter(), self.app_loader)
+        return self.resolve_value(name, value, trusted=True)
 
-    def _replica_from_record(self, parsed, resolve):
-        """A new backup copy built straight from a parsed record (the state transfer's common case:
-        the joiner has none of the sessions yet). As a deserialised session in Tomcat: session
-        listeners hear it created (notifySessionListenersOnReplication), values hear they were
-        activated, attribute listeners hear nothing. (session or None, refused values)."""
-        sid, ctime, lat, interval, principal, auth_type, clock, attrs, versions = parsed
-        if parse_session_id(sid) is None:
-            log.warning("%s: replicated session id %r is malformed; dropped", self.component_name, sid)
-            return None, ()
-        limit = self.max_active_sessions
-        if limit is not None and limit >= 0 and len(self._sessions) >= limit:
-            self.rejected_sessions += 1
-            log.warning("%s: maxActiveSessions (%d) reached; replicated session %s refused",
-                        self.component_name, limit, sid)
-            return None, ()
-        refused = []
-        attributes = {}
-        for name, value in attrs:
-            try:
-                attributes[name] = resolve(name, value) if type(value) is ds.attr_values.Blob \
-                    or self.session_attribute_name_filter else value
-            except values.ValueRefused as exc:
-                refused.append((name, exc))
-        session = self.create_empty_session()
-        session.fill(sid, ctime, lat, self.clock(), interval, ds.principal_object(principal), auth_type, clock,
-                     versions, attributes)
-        self.add(session)
-        self.session_counter += 1
-        if self.notify_session_listeners_on_replication:
-            session.tell_new()
-        session.activate()
-        if self._parked:
-            self._unpark(sid, session)
-        return session, refused
 
-    def _new_replica(self, session_id, max_inactive, creation_time):
+    def _admits(self, session_id):
+        """Whether a replicated session may be added: a well-formed id, maxActiveSessions not reached."""
         if parse_session_id(session_id) is None:
             log.warning("%s: replicated session id %r is malformed; dropped", self.component_name, session_id)
-            return None
+            return False
         limit = self.max_active_sessions
         if limit is not None and limit >= 0 and len(self._sessions) >= limit:
             self.rejected_sessions += 1
             log.warning("%s: maxActiveSessions (%d) reached; replicated session %s refused",
                         self.component_name, limit, session_id)
+            return False
+        return True
+
+    def _new_replica(self, session_id, max_inactive, creation_time):
+        if not self._admits(session_id):
             return None
         session = self.create_empty_session()
         session.valid = True
@@ -493,7 +453,7 @@ class DeltaManager(ClusterManagerBase):
         if self._parked_count >= PARK_LIMIT:
             self.counter_dropped += 1
             log.warning("%s: delta for unknown session %s from %s dropped (%d already waiting)",
-                        self.component_name, session_id, _name(sender), self._parked_count)
+                        self.component_name, session_id, member_name(sender), self._parked_count)
             return
         self._parked.setdefault(session_id, []).append((now + PARK_SECONDS, sender, message))
         self._parked_count += 1
@@ -507,7 +467,7 @@ class DeltaManager(ClusterManagerBase):
             self._parked_count -= len(waiting)
             self.counter_dropped += len(waiting)
             log.warning("%s: %d delta(s) for unknown session %s from %s dropped", self.component_name,
-                        len(waiting), session_id, _name(waiting[0][1]))
+                        len(waiting), session_id, member_name(waiting[0][1]))
 
     def _drop_parked(self, session_id):
         waiting = self._parked.pop(session_id, None)
@@ -531,160 +491,10 @@ class DeltaManager(ClusterManagerBase):
         super().background_process()
         self._expire_parked(time.monotonic())
 
-    # -- state transfer: the joiner ------------------------------------------------------------------
-    def get_all_cluster_sessions(self):
-        """Ask running members for every session of this app (module doc); returns how many arrived."""
-        cluster = self.cluster
-        members = cluster.get_members() if cluster is not None else []
-        if not members:
-            log.info("%s: no cluster members; no session state to transfer", self.component_name)
-            return 0
-        timeout = self.state_transfer_timeout
-        if timeout == 0:
-            log.info("%s: stateTransferTimeout is 0; not waiting for session state", self.component_name)
-        received = 0
-        started = time.monotonic()
-        # the longest-running member first: the one most likely to hold every session
-        members = sorted(members, key=lambda m: getattr(m, "alive_time", 0) or 0, reverse=True)
-        for member in members:
-            transfer = self._transfer = _Transfer(member)
-            log.info("%s: asking %s for the sessions of %s", self.component_name, _name(member),
-                     self.cluster_manager_name)
-            sent = self._send(d.EVT_GET_ALL_SESSIONS, "GET-ALL", None, transfer.token, member, ch.USE_ACK)
-            if sent is None:
-                continue
-            if timeout == 0:
-                return 0
-            if not transfer.done.wait(None if timeout < 0 else timeout):
-                self.counter_no_state_transferred += 1
-                log.error("%s: no complete session state from %s within %d s (stateTransferTimeout): %d "
-                          "sessions received%s; starting with them", self.component_name, _name(member), timeout,
-                          transfer.received, "" if transfer.announced is None else
-                          " of %d announced" % transfer.announced)
-                received += transfer.received
-                break
-            received += transfer.received
-            if transfer.no_manager:
-                log.info("%s: %s has no application %s; asking the next member", self.component_name,
-                         _name(member), self.cluster_manager_name)
-                continue
-            took = time.monotonic() - started
-            if transfer.received + transfer.damaged == transfer.announced:
-                self.state_transfer_seconds = took
-                log.info("%s: received %d sessions from %s in %.0f ms (state transfer complete%s)",
-                         self.component_name, transfer.received, _name(member), took * 1000,
-                         ", %d damaged records skipped" % transfer.damaged if transfer.damaged else "")
-                if transfer.skipped:
-                    log.warning("%s: %s could not send %d sessions (too large or not serialisable)",
-                                self.component_name, _name(member), transfer.skipped)
-                break
-            log.error("%s: %s announced %d sessions but %d arrived; asking the next member",
-                      self.component_name, _name(member), transfer.announced, transfer.received)
-        self._transfer = None
-        return received
 
-    def _transfer_message(self, message, sender):
-        transfer = self._transfer
-        event = message.event_type
-        if transfer is None or message.unique_id != transfer.token:
-            log.debug("%s: %s from %s is not for a transfer in progress; ignored", self.component_name,
-                      message.event_name, _name(sender))
-            return
-        if event == d.EVT_ALL_SESSION_NOCONTEXTMANAGER:
-            transfer.no_manager = True
-            transfer.done.set()
-        elif event == d.EVT_ALL_SESSION_TRANSFERCOMPLETE:
-            payload = message.payload
-            if type(payload) is not dict or type(payload.get("sessions")) is not int:
-                log.warning("%s: malformed transfer-complete from %s", self.component_name, _name(sender))
-                transfer.announced = -1
-            else:
-                transfer.announced = payload["sessions"]
-                skipped = payload.get("skipped")
-                transfer.skipped = skipped if type(skipped) is int else 0
-            self._check_complete(transfer)
-        else:
-            self.counter_receive_all_sessions += 1
-            ok, bad = self.load_records(message.payload, sender)
-            transfer.received += ok
-            transfer.damaged += bad
-            self._check_complete(transfer)
 
-    @staticmethod
-    def _check_complete(transfer):
-        # the data messages are acknowledged on arrival (the sender encodes the next one while
-        # this node applies the last) and may travel on other connections than the announcement:
-        # done once the announcement came AND every announced session was applied
-        announced = transfer.announced
-        if announced is not None and (announced < 0 or transfer.received + transfer.damaged >= announced):
-            transfer.done.set()
 
-    def take_over(self, old):
-        """Redeploy handover: the sessions of ``old`` (a stopped DeltaManager of the replaced
-        Context, which keeps them, see _stop) become this manager's, with their versions, through
-        the state-transfer records (values of the app's classes come back as the new code's)."""
-        if not isinstance(old, DeltaManager):
-            return super().take_over(old)
-        encode = old._record_encoder(local=True)
-        blobs = []
-        primary = set()
-        with values.bound(old.app_loader):
-            for session in list(old._sessions.values()):
-                if not session.valid:
-                    continue
-                if session.is_primary:
-                    primary.add(session.id)
-                try:
-                    blobs.append(codec.dumps(ds.to_record(session, encode)))
-                except Exception as exc:
-                    log.error("%s: session %s of %s could not be taken over: %s", self.component_name,
-                              session.id, old.component_name, exc)
-        old._sessions.clear()
-        taken, _damaged = self.load_records(blobs, None, trusted=True)
-        for sid in primary:
-            session = self._sessions.get(sid)
-            if session is not None:
-                session.is_primary = True
-                session.activate()
-        if taken:
-            log.info("%s: took over %d sessions from %s", self.component_name, taken, old.component_name)
-        return taken
 
-    def load_records(self, payload, sender=None, trusted=None):
-        """Merge a state-transfer message's session records (codec bytes each); (loaded, damaged).
-        ``trusted``: whether dill values may be loaded (default: whether the channel is trusted)."""
-        if type(payload) is not list:
-            log.warning("%s: malformed session data from %s", self.component_name, _name(sender))
-            return 0, 0
-        loaded = damaged = 0
-        notify = self.notify_listeners_on_replication
-        resolve = self._resolve_trusted if trusted else self._resolve
-        with values.bound(self.app_loader):
-            for blob in payload:
-                try:
-                    if type(blob) is not bytes:
-                        raise ProtocolError("session record is not bytes")
-                    parsed = ds.parse_record(codec.loads(blob))
-                except (ProtocolError, ValueError) as exc:
-                    damaged += 1
-                    log.warning("%s: a session record from %s is damaged and was skipped: %s",
-                                self.component_name, _name(sender), exc)
-                    continue
-                sid = parsed[0]
-                session = self._sessions.get(sid)
-                if session is None or not session.valid:
-                    session, refused = self._replica_from_record(parsed, resolve)
-                    if session is None:
-                        damaged += 1
-                        continue
-                else:
-                    refused = ds.merge_record(session, parsed, resolve, notify)
-                    session.is_primary = False
-                for name, exc in refused:
-                    log.warning("%s: session %s: attribute %r from %s not loaded: %s", self.component_name, sid,
-                                name, _name(sender), exc)
-                loaded += 1
-        return loaded, damaged
 
     def _replay(self):
         held = self._held
@@ -698,86 +508,9 @@ class DeltaManager(ClusterManagerBase):
                 self._handle(message, sender)
             except Exception:
                 log.exception("%s: a held %s from %s failed", self.component_name, message.event_name,
-                              _name(sender))
+                              member_name(sender))
 
-    # -- state transfer: the sender -------------------------------------------------------------------
-    def _send_all_sessions(self, member, token):
-        """Answer a GET-ALL: every valid session, in acknowledged messages of bounded size."""
-        started = time.monotonic()
-        sessions = [s for s in list(self._sessions.values()) if s.valid]
-        size = max(1, self.send_all_sessions_size)
-        encode = self._record_encoder()
-        # acknowledged on arrival: the joiner applies one message while this node encodes the next;
-        # TCP and the one-ack-at-a-time sender bound what is in flight
-        acked = ch.USE_ACK
-        sent = skipped = chunks = 0
-        chunk, chunk_bytes = [], 0
-        self.counter_send_all_sessions += 1
 
-        def flush():
-            nonlocal chunks, chunk, chunk_bytes
-            if not chunk:
-                return True
-            if chunks and not self.send_all_sessions:
-                gevent.sleep(self.send_all_sessions_wait_time / 1000.0)
-            if self._send(d.EVT_ALL_SESSION_DATA, "", chunk, token, member, acked) is None:
-                return False
-            chunks += 1
-            chunk, chunk_bytes = [], 0
-            return True
-
-        with values.bound(self.app_loader):
-            for session in sessions:
-                if not session.valid:
-                    continue
-                try:
-                    blob = codec.dumps(ds.to_record(session, encode))
-                except Exception as exc:
-                    skipped += 1
-                    log.warning("%s: session %s cannot be sent to %s: %s", self.component_name, session.id,
-                                _name(member), exc)
-                    continue
-                if len(blob) > CHUNK_BYTES * 3:
-                    skipped += 1
-                    log.error("%s: session %s is %d bytes, too large for a state-transfer message; not sent",
-                              self.component_name, session.id, len(blob))
-                    continue
-                if chunk and (len(chunk) >= size or chunk_bytes + len(blob) > CHUNK_BYTES):
-                    if not flush():
-                        log.error("%s: state transfer to %s failed after %d sessions", self.component_name,
-                                  _name(member), sent)
-                        return
-                chunk.append(blob)
-                chunk_bytes += len(blob)
-                sent += 1
-            if not flush():
-                log.error("%s: state transfer to %s failed after %d sessions", self.component_name,
-                          _name(member), sent - len(chunk))
-                return
-        self._send(d.EVT_ALL_SESSION_TRANSFERCOMPLETE, "", {"sessions": sent, "skipped": skipped, "chunks": chunks},
-                   token, member, ch.USE_ACK)
-        log.info("%s: sent %d sessions to %s in %d messages, %.0f ms", self.component_name, sent, _name(member),
-                 chunks, (time.monotonic() - started) * 1000)
-
-    def _record_encoder(self, local=False):
-        trusted = local or self.trusted
-        class_filter, loader = self.value_class_filter(), self.app_loader
-
-        named = self.name_filter() is not None
-        to_wire = ds.attr_values.encode
-
-        def encode(name, value):
-            if named and not self.replicates(name):
-                return ds.SKIP
-            try:
-                wire = to_wire(value, class_filter, loader)
-            except Exception as exc:
-                self.filter_failure("attribute %r (%s) not sent: %s", name, values.class_name(type(value)), exc)
-                return ds.SKIP
-            if not trusted and type(wire) is tuple and wire[0] == "B":
-                return ds.SKIP          # plain values only on a channel that does not authenticate
-            return wire
-        return encode
 
 
 def _keys(delta):
@@ -789,7 +522,3 @@ def _keys(delta):
         elif code in (d.MAX_INACTIVE, d.PRINCIPAL, d.AUTH_TYPE):
             keys.append(code)
     return keys
-
-
-def _name(member):
-    return getattr(member, "name", None) or str(member)

@@ -200,12 +200,12 @@ MAX_VERSIONS = 65536
 
 
 def to_record(session, encode):
-    """The plain record of ``session``; ``encode(name, value)`` gives an attribute's wire form or
-    raises (the attribute is then left out: the caller logs why)."""
+    """The plain record of ``session``; ``encode(name, value)`` gives an attribute's wire form, or
+    delta.SKIP to leave it out."""
     attrs = []
     for name, value in list(session.raw_attributes().items()):
         wire = encode(name, value)
-        if wire is not _SKIP:
+        if wire is not d.SKIP:
             attrs.append([name, wire])
     principal = principal_key(session.principal)
     versions = session.versions
@@ -216,8 +216,6 @@ def to_record(session, encode):
             [[k, v[0], v[1]] for k, v in versions.items()] if versions else []]
 
 
-_SKIP = object()
-SKIP = _SKIP        # what an encode function returns to leave an attribute out
 
 
 def _time(value, what):
