@@ -2,7 +2,7 @@
 
 Reading an app's session when there is none must not create one (no cookie for anonymous
 visitors); writing creates it. Every read and write goes through the session's own mapping methods,
-so the session's AttributeObserver hears the app's reads and writes through the adapters too. ``accessor`` is a pycat.core.session_support.SessionAccessor (``session()`` / ``create()``).
+so the session's AttributeObserver hears the app's reads and writes through the adapters too. ``accessor`` is a pycat.core.session_accessor.SessionAccessor (``session()`` / ``create()``).
 """
 import collections.abc
 

@@ -16,7 +16,8 @@ import logging
 
 from django.contrib.sessions.backends.base import SessionBase
 
-from pycat.core.session_support import SessionAccessor, current_request
+from pycat.core.session_accessor import SessionAccessor
+from pycat.core.session_support import current_request
 from pycat.adapters.base import ContainerSessionView
 
 log = logging.getLogger(__name__)

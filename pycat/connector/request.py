@@ -9,6 +9,7 @@ import logging
 from urllib.parse import parse_qsl
 
 from pycat.core import session_support
+from pycat.core.session_accessor import SessionAccessor
 from pycat.errors import BadRequest  # noqa: F401 (defined in layer 1 for core and webapp; re-exported)
 
 log = logging.getLogger(__name__)
@@ -372,7 +373,7 @@ class Request:
                 else:
                     env[key] = value
         env["pycat.request"] = self
-        env["pycat.session"] = session_support.SessionAccessor(self)   # lazy: creates nothing by itself
+        env["pycat.session"] = SessionAccessor(self)   # lazy: creates nothing by itself
         return env
 
     # -- sessions (the logic lives in pycat.core.session_support) ---------------------------

@@ -157,7 +157,7 @@ def test_writes_create_the_session_and_the_explicit_methods(tree):
 def test_accessor_is_a_mutable_mapping_with_non_clashing_names():
     import collections.abc
 
-    from pycat.core.session_support import SessionAccessor
+    from pycat.core.session_accessor import SessionAccessor
     assert issubclass(SessionAccessor, collections.abc.MutableMapping)
     for name in ("session", "create", "exists", "id", "invalidate", "change_id"):
         assert not hasattr(dict, name), name
