@@ -21,6 +21,11 @@ import re
 
 from pycat.attrs import Attr
 from pycat.ha.session import attr_values
+from pycat.ha.session import delta as d
+from pycat.ha.session import delta_session as ds
+from pycat.ha.session.tracker import DeltaTracker, pickle_digest
+from pycat.session import values
+from pycat.session.id_generator import parse_session_id
 from pycat.session.errors import NotSerializableError
 from pycat.session.manager import ManagerBase
 
@@ -50,6 +55,7 @@ class ClusterManagerBase(ManagerBase):
     def __init__(self):
         super().__init__()
         self.cluster = None
+        self.digest_function = pickle_digest     # how a tracker notices a value changed in place
         self._name_filter_source = None
         self._name_filter = None
 
@@ -117,3 +123,108 @@ class ClusterManagerBase(ManagerBase):
         except Exception as exc:
             raise attr_values.values.ValueRefused("<dill blob>", "could not be loaded: %s: %s"
                                                   % (type(exc).__name__, exc)) from None
+
+    # -- the request side: what a request changed, and how values travel -------------------------
+    def begin_tracking(self, session):
+        """Start recording a request's changes to ``session`` (DeltaSession.access calls this)."""
+        if self.cluster is None:
+            return
+        request = d.DeltaRequest(self.cluster_manager_name, session.id,
+                                 record_all_actions=self.record_all_actions)
+        if session.clock == 0 and not session.versions and session.is_primary and session.is_new:
+            request.create(session.max_inactive_interval, session.creation_time)
+        tracker = DeltaTracker(session, request, class_filter=self.value_class_filter(), loader=self.app_loader,
+                               digest_function=self.digest_function)
+        session.tracker = tracker
+        session.observer = tracker
+        session.fields = (session.max_inactive_interval, ds.principal_key(session.principal), session.auth_type)
+
+    def _request_delta(self, session, ending):
+        """The DeltaRequest of what the request did to ``session`` (a valid session with a tracker):
+        the tracker's actions, then changes to the interval, principal and auth type, minus what
+        sessionAttributeNameFilter keeps here; None when nothing is left. ``ending``: the request's
+        end (the tracker is finished unless another request still uses the session, else flushed)."""
+        tracker = session.tracker
+        in_use = session.access_count > 0 or not ending
+        delta = tracker.flush() if in_use else tracker.finish()
+        fields = (session.max_inactive_interval, ds.principal_key(session.principal), session.auth_type)
+        before = session.fields
+        if in_use:
+            session.fields = fields
+        else:
+            session.tracker = session.observer = session.fields = None
+        if before is not None and fields != before:
+            if delta is None:
+                delta = d.DeltaRequest(self.cluster_manager_name, tracker.delta.session_id,
+                                       record_all_actions=self.record_all_actions)
+            if fields[0] != before[0]:
+                delta.set_max_inactive(fields[0])
+            if fields[1] != before[1]:
+                delta.set_principal(fields[1])
+            if fields[2] != before[2]:
+                delta.set_auth_type(fields[2])
+        return None if delta is None else self._outgoing(session, delta)
+
+    def _outgoing(self, session, delta):
+        """The delta minus the attributes sessionAttributeNameFilter keeps here; None if empty."""
+        if self.name_filter() is None:
+            return delta if delta.actions else None
+        keep = [a for a in delta.actions if not (a[0] == d.SET or a[0] == d.REMOVE) or self.replicates(a[1])]
+        if len(keep) != len(delta.actions):
+            delta.actions = keep
+        return delta if keep else None
+
+    def value_encoder(self, session=None, local=False):
+        """encode(name, value) -> an attribute's wire form, made once, or delta.SKIP for what stays
+        here: a name sessionAttributeNameFilter refuses, a value that cannot be encoded (class
+        filter, no pickler), or, on an untrusted channel (``local``: a handover inside this node is
+        trusted), a value that would travel as dill bytes. For a delta (``session`` given) each
+        value left here is logged as an error with the fix; for a state transfer at the filter
+        failure level (one line per attribute per session would flood the log)."""
+        trusted = local or self.trusted
+        class_filter, loader = self.value_class_filter(), self.app_loader
+        named = self.name_filter() is not None
+        to_wire = ds.attr_values.encode
+
+        def encode(name, value):
+            if named and not self.replicates(name):
+                return d.SKIP
+            try:
+                wire = to_wire(value, class_filter, loader)
+            except Exception as exc:
+                why = "%s: %s" % (type(exc).__name__, exc)
+            else:
+                if trusted or type(wire) is not tuple or wire[0] != "B":
+                    return wire
+                why = "it is not a plain value and cannot replicate on this channel. " + UNTRUSTED_FIX
+            if session is not None:
+                log.error("%s: session %s: attribute %r (%s) stays on this node: %s", self.component_name,
+                          session.id, name, values.classmember_name(type(value)), why)
+            else:
+                self.filter_failure("attribute %r (%s) not sent: %s", name, values.classmember_name(type(value)), why)
+            return d.SKIP
+        return encode
+
+    # -- the receiving side ----------------------------------------------------------------------
+    def _resolve(self, name, value):
+        if not self.replicates(name):
+            raise values.ValueRefused(name, "does not match sessionAttributeNameFilter")
+        return self.resolve_value(name, value)
+
+    def _resolve_trusted(self, name, value):
+        """As _resolve, for a source this node wrote itself (a redeploy's handover)."""
+        return self.resolve_value(name, value, trusted=True)
+
+
+    def _admits(self, session_id):
+        """Whether a replicated session may be added: a well-formed id, maxActiveSessions not reached."""
+        if parse_session_id(session_id) is None:
+            log.warning("%s: replicated session id %r is malformed; dropped", self.component_name, session_id)
+            return False
+        limit = self.max_active_sessions
+        if limit is not None and limit >= 0 and len(self._sessions) >= limit:
+            self.rejected_sessions += 1
+            log.warning("%s: maxActiveSessions (%d) reached; replicated session %s refused",
+                        self.component_name, limit, session_id)
+            return False
+        return True

@@ -40,10 +40,8 @@ from pycat.errors import ConfigError, ProtocolError
 from pycat.ha.cluster_message import ClusterMessage
 from pycat.ha.session import delta as d
 from pycat.ha.session import delta_session as ds
-from pycat.ha.session.cluster_manager import UNTRUSTED_FIX, ClusterManagerBase, member_name
+from pycat.ha.session.cluster_manager import ClusterManagerBase, member_name
 from pycat.ha.session.state_transfer import StateTransfer
-from pycat.ha.session.tracker import DeltaTracker, pickle_digest
-from pycat.session import values
 from pycat.session.id_generator import parse_session_id
 from pycat.tribes import channel as ch
 
@@ -80,7 +78,6 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
     def __init__(self):
         super().__init__()
         self.writer = ""
-        self.digest_function = pickle_digest
         # messages held until the state transfer is over (None: not holding)
         self._held = collections.deque()
         self._holding = True
@@ -146,20 +143,6 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
         self._holding = True
 
     # -- local sessions --------------------------------------------------------------------------
-    def begin_tracking(self, session):
-        """Start recording a request's changes to ``session`` (DeltaSession.access calls this)."""
-        if self.cluster is None:
-            return
-        request = d.DeltaRequest(self.cluster_manager_name, session.id,
-                                 record_all_actions=self.record_all_actions)
-        if session.clock == 0 and not session.versions and session.is_primary and session.is_new:
-            request.create(session.max_inactive_interval, session.creation_time)
-        tracker = DeltaTracker(session, request, class_filter=self.value_class_filter(), loader=self.app_loader,
-                               digest_function=self.digest_function)
-        session.tracker = tracker
-        session.observer = tracker
-        session.fields = (session.max_inactive_interval, ds.principal_key(session.principal), session.auth_type)
-
     def request_completed(self, session):
         """The end of a request that used ``session`` (the ReplicationValve calls this): send its
         changes, or an ACCESSED message when the session moved here or other nodes last heard of it
@@ -171,33 +154,13 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
             return None
 
     def _replicate(self, session, ending):
-        tracker = session.tracker
-        if tracker is None or self.cluster is None:
+        if session.tracker is None or self.cluster is None:
             return None
         if not session.valid:
             session.tracker = session.observer = None
             return None
-        in_use = session.access_count > 0 or not ending
-        delta = tracker.flush() if in_use else tracker.finish()
-        fields = (session.max_inactive_interval, ds.principal_key(session.principal), session.auth_type)
-        before = session.fields
-        if in_use:
-            session.fields = fields
-        else:
-            session.tracker = session.observer = session.fields = None
-        if before is not None and fields != before:
-            if delta is None:
-                delta = d.DeltaRequest(self.cluster_manager_name, tracker.delta.session_id,
-                                       record_all_actions=self.record_all_actions)
-            if fields[0] != before[0]:
-                delta.set_max_inactive(fields[0])
-            if fields[1] != before[1]:
-                delta.set_principal(fields[1])
-            if fields[2] != before[2]:
-                delta.set_auth_type(fields[2])
+        delta = self._request_delta(session, ending)
         now = self.clock()
-        if delta is not None:
-            delta = self._outgoing(session, delta)
         if delta is None:
             interval = session.max_inactive_interval
             if session.clock and (not session.is_primary or (interval > 0 and now - session.last_replicated > interval)):
@@ -217,46 +180,6 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
         payload = delta.to_plain(encode=self.value_encoder(session))
         self.counter_send_delta += 1
         return self._send(d.EVT_SESSION_DELTA, delta.session_id, payload)
-
-    def _outgoing(self, session, delta):
-        """The delta minus the attributes sessionAttributeNameFilter keeps here; None if empty."""
-        if self.name_filter() is None:
-            return delta if delta.actions else None
-        keep = [a for a in delta.actions if not (a[0] == d.SET or a[0] == d.REMOVE) or self.replicates(a[1])]
-        if len(keep) != len(delta.actions):
-            delta.actions = keep
-        return delta if keep else None
-
-    def value_encoder(self, session=None, local=False):
-        """encode(name, value) -> an attribute's wire form, made once, or delta.SKIP for what stays
-        here: a name sessionAttributeNameFilter refuses, a value that cannot be encoded (class
-        filter, no pickler), or, on an untrusted channel (``local``: a handover inside this node is
-        trusted), a value that would travel as dill bytes. For a delta (``session`` given) each
-        value left here is logged as an error with the fix; for a state transfer at the filter
-        failure level (one line per attribute per session would flood the log)."""
-        trusted = local or self.trusted
-        class_filter, loader = self.value_class_filter(), self.app_loader
-        named = self.name_filter() is not None
-        to_wire = ds.attr_values.encode
-
-        def encode(name, value):
-            if named and not self.replicates(name):
-                return d.SKIP
-            try:
-                wire = to_wire(value, class_filter, loader)
-            except Exception as exc:
-                why = "%s: %s" % (type(exc).__name__, exc)
-            else:
-                if trusted or type(wire) is not tuple or wire[0] != "B":
-                    return wire
-                why = "it is not a plain value and cannot replicate on this channel. " + UNTRUSTED_FIX
-            if session is not None:
-                log.error("%s: session %s: attribute %r (%s) stays on this node: %s", self.component_name,
-                          session.id, name, values.classmember_name(type(value)), why)
-            else:
-                self.filter_failure("attribute %r (%s) not sent: %s", name, values.classmember_name(type(value)), why)
-            return d.SKIP
-        return encode
 
     def change_session_id(self, session, new_id=None):
         """Give ``session`` a new id here and, at once, on every other node (with the changes the
@@ -392,29 +315,6 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
             return
         if session.valid:
             self._touched_elsewhere(session)
-
-    def _resolve(self, name, value):
-        if not self.replicates(name):
-            raise values.ValueRefused(name, "does not match sessionAttributeNameFilter")
-        return self.resolve_value(name, value)
-
-    def _resolve_trusted(self, name, value):
-        """As _resolve, for a source this node wrote itself (a redeploy's handover)."""
-        return self.resolve_value(name, value, trusted=True)
-
-
-    def _admits(self, session_id):
-        """Whether a replicated session may be added: a well-formed id, maxActiveSessions not reached."""
-        if parse_session_id(session_id) is None:
-            log.warning("%s: replicated session id %r is malformed; dropped", self.component_name, session_id)
-            return False
-        limit = self.max_active_sessions
-        if limit is not None and limit >= 0 and len(self._sessions) >= limit:
-            self.rejected_sessions += 1
-            log.warning("%s: maxActiveSessions (%d) reached; replicated session %s refused",
-                        self.component_name, limit, session_id)
-            return False
-        return True
 
     def _new_replica(self, session_id, max_inactive, creation_time):
         if not self._admits(session_id):
