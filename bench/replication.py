@@ -48,6 +48,29 @@ attribute names (not sys.intern of peer data): -22% memory per replica. 10k in 0
 per session on the slower side: only a C codec that does attr_values' conversion and the record
 checks in the same pass gets there.
 
+NOTES, 2026-12-02 later (lazy copies, one-pass records, flat envelopes; uncommitted tree on top of
+81fd0f5), the same machine with another test suite running: every figure below is a median of runs
+interleaved with the tree before (81fd0f5, run from a ``git archive`` copy), so both saw the same load.
+
+    figure                                      before (81fd0f5)      after                 target
+    state transfer 1k / 10k / 100k (B reports)  265 / 1698 / 19244 ms 62 / 350 / 3813 ms    10k 300, 100k 3000
+    B's peak RSS at 100k                        485 MB                199-202 MB
+    memory per replicated session (100k)        4.48 KB               1.58 KB (A: 2.90 KB)
+    (throughput: see the README's table)
+
+Where the time went. The joiner keeps each session as its record (session_table.py) and reads only
+its head (id, interval): ~9 us per session in-process instead of ~150, so the sender is the slower
+side: delta_session.record_bytes walks each value once straight to codec bytes (attr_values.write,
+the same bytes as codec.dumps(to_record())), 25-35 us per ~1 KB session in-process instead of
+~70-95; in the nodes A runs at ~35 us per session. Data messages are no longer acknowledged one by
+one and are cut at 256 KB (a size the socket buffers hold): with 1 MB acknowledged messages A waited
+for B to read each one and sent nothing during its first 1000 sessions (10k: ~470 -> ~350 ms). The
+codec itself got faster for everyone (short strings' bytes remembered both ways, scalars inline in
+containers): a one-attribute delta in the flat envelope encodes in ~6-9 us and decodes in ~12-17
+(the dict envelope with the old codec: 24 / 39 us). What is left on the sender is Python's cost per
+item (~0.5 us for each of the ~45 values and containers of a session); the next step is still a
+compiled encoder with the same format.
+
 METHOD. Two ``python -m pycat run`` nodes on 127.0.0.1, each a temporary CATALINA_BASE made here
 (the bench imports nothing from tests/): an Engine with ``jvmRoute`` (nodeA / nodeB) holding the
 cluster how-to's <Cluster>: DeltaManager, a GroupChannel with McastService on a random 228.x.y.z
@@ -985,7 +1008,7 @@ def transfer_stages(sender, wire, d):
     sessions = [s for s in sender._sessions.values() if s.valid]
     n = len(sessions)
     values = [(k, v) for s in sessions for k, v in s.raw_attributes().items()]
-    encode = sender._record_encoder()
+    encode = sender.value_encoder()
     rows = []
 
     def timed(side, name, fn):
@@ -1000,12 +1023,27 @@ def transfer_stages(sender, wire, d):
     records = timed("sender", "to_record(session, encode) (includes the two above)",
                     lambda: [ds.to_record(s, encode) for s in sessions])
     blobs = timed("sender", "codec.dumps(record)", lambda: [codec.dumps(r) for r in records])
+    if hasattr(ds, "record_bytes"):                     # one pass: what _send_all_sessions runs now
+        write = sender.value_writer()
+        blobs = timed("sender", "record_bytes(session, write) (to_record + dumps in one pass)",
+                      lambda: [ds.record_bytes(s, write) for s in sessions])
     size = max(1, sender.send_all_sessions_size)
     chunks = [blobs[i:i + size] for i in range(0, n, size)]
     timed("sender", "SessionMessage(chunk).to_bytes() (the message around the records)",
           lambda: [d.SessionMessage("/app", d.EVT_ALL_SESSION_DATA, "", c, "t").to_bytes() for c in chunks])
     data = [m for m in wire if d.SessionMessage.from_bytes(m).event_type == d.EVT_ALL_SESSION_DATA]
     timed("receiver", "SessionMessage.from_bytes(message)", lambda: [d.SessionMessage.from_bytes(m) for m in data])
+    if hasattr(ds, "peek_record"):
+        timed("receiver", "peek_record(record) (id and interval: what a lazy copy keeps)",
+              lambda: [ds.peek_record(b) for b in blobs])
+        lazy = DeltaManager()
+        lazy.name = "/app"
+        size = max(1, sender.send_all_sessions_size)
+        timed("receiver", "load_records(chunk) (lazy: each session kept as its record)",
+              lambda: [lazy.load_records(blobs[i:i + size]) for i in range(0, n, size)])
+        ids = list(lazy._sessions)
+        timed("receiver", "materialising each lazy copy (_sessions.get: decode, check, build)",
+              lambda: [lazy._sessions.get(i) for i in ids])
     plain = timed("receiver", "codec.loads(record)", lambda: [codec.loads(b) for b in blobs])
     parsed = timed("receiver", "parse_record(record)", lambda: [ds.parse_record(r) for r in plain])
     receiver = DeltaManager()

@@ -254,18 +254,27 @@ def _mutated(plain, path, value):
     return plain
 
 
+# DeltaRequest's plain form by position: [version, app, id, counter, writer, actions]; full_delta's
+# actions: 0 CREATE, 1 SET cart, 2 SET when, 3 REMOVE, 4 MAX_INACTIVE, 5 PRINCIPAL, 6 AUTH_TYPE,
+# 7 ACCESS, 8 CHANGE_ID
+V, APP, ID, COUNTER, WRITER, ACTIONS = range(6)
+
+
 @pytest.mark.parametrize("path,value", [
-    (("v",), 2), (("v",), True), (("app",), 1), (("app",), "x" * 2000), (("id",), ""), (("id",), "x" * 300),
-    (("ver",), [1]), (("ver",), [-1, "n"]), (("ver",), [1, 2]), (("actions",), {}),
-    (("actions", 0), [99, 1, 1.0]), (("actions", 0), []), (("actions", 0), [0, 1800]),
-    (("actions", 0, 1), -2), (("actions", 0, 2), -1.0), (("actions", 0, 2), float("nan")),
-    (("actions", 0, 2), 5), (("actions", 1, 1), "n" * 1025), (("actions", 1, 1), 3),
-    (("actions", 1, 2), ("S", 1)), (("actions", 1), [SET, "a", [("B", b"x")]]),
-    (("actions", 4), [MAX_INACTIVE, -7]), (("actions", 4), [MAX_INACTIVE, 2 ** 40]),
-    (("actions", 5), [PRINCIPAL, ["bob"]]), (("actions", 5), [PRINCIPAL, ["bob", "a"]]),
-    (("actions", 5), [PRINCIPAL, ["bob", [1]]]), (("actions", 6), [5, 3]),
-    (("actions", 7), [ACCESS, float("inf")]), (("actions", 8), [CHANGE_ID, ""]),
-    (("actions", 3), [INVALIDATE]), (("actions", 3), [CREATE, 1, 1.0]), (("actions", 3), [REMOVE, "a", 1]),
+    ((V,), 1), ((V,), 3), ((V,), True), ((V,), "2"), ((V,), None),
+    ((APP,), 1), ((APP,), "x" * 2000), ((APP,), None), ((ID,), ""), ((ID,), "x" * 300), ((ID,), 5),
+    ((COUNTER,), -1), ((COUNTER,), "1"), ((COUNTER,), 1.0), ((COUNTER,), True), ((COUNTER,), None),
+    ((WRITER,), 2), ((WRITER,), "w" * 1025), ((WRITER,), None),
+    ((ACTIONS,), {}), ((ACTIONS,), None), ((ACTIONS,), ("T", [])),
+    ((ACTIONS, 0), [99, 1, 1.0]), ((ACTIONS, 0), []), ((ACTIONS, 0), [0, 1800]), ((ACTIONS, 0), "x"),
+    ((ACTIONS, 0, 1), -2), ((ACTIONS, 0, 2), -1.0), ((ACTIONS, 0, 2), float("nan")),
+    ((ACTIONS, 0, 2), 5), ((ACTIONS, 1, 1), "n" * 1025), ((ACTIONS, 1, 1), 3),
+    ((ACTIONS, 1, 2), ("S", 1)), ((ACTIONS, 1), [SET, "a", [("B", b"x")]]),
+    ((ACTIONS, 4), [MAX_INACTIVE, -7]), ((ACTIONS, 4), [MAX_INACTIVE, 2 ** 40]),
+    ((ACTIONS, 5), [PRINCIPAL, ["bob"]]), ((ACTIONS, 5), [PRINCIPAL, ["bob", "a"]]),
+    ((ACTIONS, 5), [PRINCIPAL, ["bob", [1]]]), ((ACTIONS, 6), [5, 3]),
+    ((ACTIONS, 7), [ACCESS, float("inf")]), ((ACTIONS, 8), [CHANGE_ID, ""]),
+    ((ACTIONS, 3), [INVALIDATE]), ((ACTIONS, 3), [CREATE, 1, 1.0]), ((ACTIONS, 3), [REMOVE, "a", 1]),
 ])
 def test_malformed_delta_raises_protocol_error(path, value):
     plain = full_delta().to_plain()
@@ -274,9 +283,12 @@ def test_malformed_delta_raises_protocol_error(path, value):
         DeltaRequest.from_plain(_mutated(plain, path, value))
 
 
-def test_extra_or_missing_keys_and_size_bounds():
+def test_delta_plain_form_by_position_and_extra_or_missing_fields_and_size_bounds():
     plain = full_delta().to_plain()
-    for broken in ({**plain, "x": 1}, {k: v for k, v in plain.items() if k != "ver"}, [plain], None):
+    assert plain[:5] == [2, "/shop", "ABCDEF.node1", 7, "node-1"] and type(plain[ACTIONS]) is list
+    assert plain[ACTIONS][1][:2] == [SET, "cart"]
+    legacy = {"v": 1, "app": "/shop", "id": "ABCDEF.node1", "ver": [7, "node-1"], "actions": plain[ACTIONS]}
+    for broken in (plain + [1], plain[:5], plain[:1], [], [plain], (tuple(plain)), legacy, None):
         with pytest.raises(ProtocolError):
             DeltaRequest.from_plain(broken)
     d = DeltaRequest("/a", "S", record_all_actions=True)
@@ -328,9 +340,20 @@ def test_session_message_round_trip_and_faults():
     with pytest.raises(ProtocolError):
         back.delta()
     plain = m.to_plain()
-    for key, value in (("evt", 5), ("evt", "13"), ("ts", -1), ("sm", 2), ("sid", None), ("app", b"x")):
+    assert plain == [2, "/a", 15, "OLD", 1700000000123, "uid-1", ["OLD", "NEW"]]      # by position
+    assert SessionMessage.from_plain(list(plain)).payload == ["OLD", "NEW"]
+    # [version, app, evt, sid, ts, uid, payload]: every field malformed in turn
+    for index, value in ((0, 1), (0, 3), (0, True), (0, "2"), (1, b"x"), (1, None), (1, "a" * 1025),
+                         (2, 5), (2, "13"), (2, None), (2, 13.0), (3, None), (3, "s" * 257), (3, 1),
+                         (4, -1), (4, "1"), (4, 1.5), (4, None), (5, None), (5, 1), (5, "u" * 1025)):
+        broken = list(plain)
+        broken[index] = value
         with pytest.raises(ProtocolError):
-            SessionMessage.from_plain({**plain, key: value})
+            SessionMessage.from_plain(broken)
+    legacy = {"sm": 1, "app": "/a", "evt": 15, "sid": "OLD", "ts": 1, "uid": "", "payload": None}
+    for broken in (plain + [1], plain[:6], [], None, tuple(plain), legacy, "x"):
+        with pytest.raises(ProtocolError):
+            SessionMessage.from_plain(broken)
     d = full_delta()
     wrong = SessionMessage("/other", EVT_SESSION_DELTA, d.session_id, d.to_plain())
     with pytest.raises(ProtocolError):

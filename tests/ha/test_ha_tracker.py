@@ -61,7 +61,7 @@ def test_in_place_mutation_is_recorded(session, how):
     assert delta.actions[0][2] is session.raw_attributes()[changed]
     # the value travels as it is now
     plain = delta.to_plain()
-    assert plain["actions"][0][1] == changed
+    assert plain[5][0][1] == changed                 # [version, app, id, counter, writer, actions]
 
 
 def test_unchanged_reads_give_no_action_and_a_mutation_does(session):

@@ -51,6 +51,13 @@ def session_message(app, sid, payload, event=EVT_SESSION_DELTA):
     return SessionMessage(app, event, sid, payload=payload, unique_id=uuid.uuid4().hex).to_plain()
 
 
+def _with(plain, index, value):
+    """A copy of the flat list ``plain`` with field ``index`` replaced."""
+    copy = list(plain)
+    copy[index] = value
+    return copy
+
+
 def cluster_value(body, kind="session"):
     """The codec value a cluster sends: the ClusterMessage envelope around ``body``."""
     return ClusterMessage(kind, body, unique_id=uuid.uuid4().hex).to_wire()
@@ -202,17 +209,18 @@ def test_truncated_frames(pair):
 def test_malformed_session_payloads(pair):
     app, sid = pair.app, pair.sid
     good = delta_plain(app, sid, [("partial", "x")])
+    # plain forms by position: SessionMessage [2, app, evt, sid, ts, uid, payload], DeltaRequest
+    # [2, app, id, counter, writer, actions]
     bad_messages = {
         "body is not a session message": cluster_value("not a session message"),
-        "session message of an unknown event": cluster_value(dict(session_message(app, sid, good), evt=999)),
+        "session message of an unknown event": cluster_value(_with(session_message(app, sid, good), 2, 999)),
         "delta without payload": cluster_value(session_message(app, sid, None)),
-        "delta missing its actions": cluster_value(session_message(
-            app, sid, {k: v for k, v in good.items() if k != "actions"})),
+        "delta missing its actions": cluster_value(session_message(app, sid, good[:5])),
         # a valid SET, then an unknown action code: the delta is refused whole, the SET too
         "delta with an unknown action": cluster_value(session_message(
-            app, sid, dict(good, actions=good["actions"] + [[99, "boom"]]))),
+            app, sid, _with(good, 5, good[5] + [[99, "boom"]]))),
         "delta with a malformed value": cluster_value(session_message(
-            app, sid, dict(good, actions=[[SET, "partial", ("zz", 1)]]))),
+            app, sid, _with(good, 5, [[SET, "partial", ("zz", 1)]]))),
         "delta for another session than its envelope": cluster_value(session_message(
             app, sid, delta_plain(app, secrets.token_hex(16).upper() + ".node1", [("partial", "x")]))),
     }
@@ -269,7 +277,8 @@ def test_dill_blob_from_an_unauthenticated_channel_is_not_loaded(pair, tmp_path)
     assert proof.exists()
 
     value = delta_value(pair.app, pair.sid, [("evil", attr_values.Blob(blob)), ("sibling", "applied")])
-    assert ("B", blob) in [tuple(action[2]) for action in value["body"]["payload"]["actions"]
+    actions = value[5][6][5]        # the envelope's body, the session message's payload, the delta's actions
+    assert ("B", blob) in [tuple(action[2]) for action in actions
                            if action[0] == SET and type(action[2]) is tuple]
     pair.inject.send(value)
     # the delta's plain attribute applies; the blob is neither loaded nor stored

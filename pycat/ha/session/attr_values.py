@@ -41,10 +41,12 @@ for a blob, for a caller that decides about trust later (``resolve``).
 """
 import datetime
 import decimal
+import struct
 import uuid
 
 from pycat.errors import ProtocolError
 from pycat.session import values
+from pycat.tribes.io import codec
 
 #: user nesting levels carried plainly (each may cost two codec levels); deeper values are blobs
 MAX_DEPTH = 24
@@ -161,6 +163,141 @@ def encode(value, class_filter=None, loader=None):
         return _plain(value, MAX_DEPTH, set())
     except _NotPlain:
         return ("B", values.dump(value, class_filter, loader))
+
+
+# -- out, straight to codec bytes ---------------------------------------------------------------
+# ``write(value, out)`` appends what ``codec.dump_into(encode(value), out)`` would, in one walk
+# of the value instead of two (the state transfer's sender encodes every session this way): the
+# same scheme, the same exact-type rules, cycle and depth checks, the same bytes (tests compare).
+_C = codec
+_pack_tu = struct.Struct(">BI").pack
+_pack_tq = struct.Struct(">Bq").pack
+_pack_td = struct.Struct(">Bd").pack
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_STR, _INT, _FLOAT, _LIST, _TUPLE, _DICT = _C.STR, _C.INT, _C.FLOAT, _C.LIST, _C.TUPLE, _C.DICT
+_TAG_HEAD = {code: _pack_tu(_TUPLE, 2) + _pack_tu(_STR, len(code)) + code.encode() for code in
+             ("T", "S", "F", "D", "B")}
+
+
+# short strings' item bytes are remembered by the codec (keys and small values recur in every session)
+_memo = _C._str_memo
+_s = _C._new_str_item
+str_item = _C.str_item
+
+
+_LIST_HEADS = tuple(_pack_tu(_LIST, n) for n in range(32))
+_DICT_HEADS = tuple(_pack_tu(_DICT, n) for n in range(32))
+
+
+def _w(value, out, depth, path, _mg=_memo.get, _s=_s, _tq=_pack_tq, _tu=_pack_tu):
+    kind = type(value)
+    if kind is str:
+        out += _mg(value) or _s(value)
+        return
+    if kind is int:
+        if _I64_MIN <= value <= _I64_MAX:
+            out += _tq(_INT, value)
+        else:
+            _C.dump_into(value, out)
+        return
+    if kind is float:
+        out += _pack_td(_FLOAT, value)
+        return
+    if kind in _SCALARS:             # None, bool, bytes
+        _C.dump_into(value, out)
+        return
+    if depth <= 0:
+        raise _NotPlain
+    if kind is list or kind is dict or kind is tuple or kind is set or kind is frozenset:
+        key = id(value)
+        if key in path:
+            raise _NotPlain                   # a cycle: pickle keeps it, we cannot
+        path.add(key)
+        depth -= 1
+        n = len(value)
+        if kind is dict:
+            mark = len(out)
+            out += _DICT_HEADS[n] if n < 32 else _tu(_DICT, n)
+            for k, v in value.items():
+                if type(k) is not str:
+                    break
+                out += _mg(k) or _s(k)
+                t = type(v)
+                if t is str:
+                    out += _mg(v) or _s(v)
+                elif t is int and _I64_MIN <= v <= _I64_MAX:
+                    out += _tq(_INT, v)
+                else:
+                    _w(v, out, depth, path)
+            else:
+                path.discard(key)
+                return
+            # a key that is not a str: ("D", [key, value, ...])
+            del out[mark:]
+            out += _TAG_HEAD["D"]
+            out += _tu(_LIST, 2 * n)
+            for k, v in value.items():
+                _w(k, out, depth, path)
+                _w(v, out, depth, path)
+            path.discard(key)
+            return
+        if kind is list:
+            out += _LIST_HEADS[n] if n < 32 else _tu(_LIST, n)
+        else:
+            out += _TAG_HEAD["T" if kind is tuple else "S" if kind is set else "F"]
+            out += _LIST_HEADS[n] if n < 32 else _tu(_LIST, n)
+        for item in value:
+            t = type(item)
+            if t is str:
+                out += _mg(item) or _s(item)
+            elif t is int and _I64_MIN <= item <= _I64_MAX:
+                out += _tq(_INT, item)
+            else:
+                _w(item, out, depth, path)
+        path.discard(key)
+        return
+    # the rarer plain types (datetime, Decimal, UUID...): their structure, then the codec
+    _C.dump_into(_plain(value, depth, path), out)
+
+
+def write_plain(value, out, depth=MAX_DEPTH, path=None):
+    """Append the codec item of a plain value (``encode``'s form) to ``out``; NotPlain, with part of
+    it written (the caller truncates ``out``), for a value that would be a dill blob. ``path``: an
+    empty set the walk uses (left empty when it returns)."""
+    if type(value) is Blob:
+        raise _NotPlain
+    _w(value, out, depth, set() if path is None else path)
+
+
+NotPlain = _NotPlain
+
+
+def write(value, out, class_filter=None, loader=None, allow_blob=True):
+    """Append the codec item of ``encode(value)`` to the bytearray ``out`` (see above); True if
+    that is a dill blob. With ``allow_blob`` False a value that needs one is not written (``out``
+    is left as it was) and the answer is True without pickling anything. Raises what ``encode``
+    raises (``out`` left as it was)."""
+    mark = len(out)
+    if type(value) is not Blob:
+        try:
+            _w(value, out, MAX_DEPTH, set())
+            return False
+        except _NotPlain:
+            del out[mark:]
+        except BaseException:
+            del out[mark:]
+            raise
+        if not allow_blob:
+            return True
+        data = values.dump(value, class_filter, loader)
+    else:
+        if not allow_blob:
+            return True
+        data = value.data
+    out += _TAG_HEAD["B"]
+    out += _pack_tu(_C.BYTES, len(data))
+    out += data
+    return True
 
 
 # -- in -----------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ class ClusterManagerBase(ManagerBase):
     def __init__(self):
         super().__init__()
         self.cluster = None
+        self.writer = ""                         # this node's name in the versions it stamps
         self.digest_function = pickle_digest     # how a tracker notices a value changed in place
         self._name_filter_source = None
         self._name_filter = None
@@ -174,6 +175,12 @@ class ClusterManagerBase(ManagerBase):
             delta.actions = keep
         return delta if keep else None
 
+    def _stamp(self, session, delta):
+        """Give an outgoing delta the session's next version, and its keys that version."""
+        session.clock += 1
+        delta.version = (session.clock, self.writer)
+        session.stamp(delta_keys(delta), delta.version)
+
     def value_encoder(self, session=None, local=False):
         """encode(name, value) -> an attribute's wire form, made once, or delta.SKIP for what stays
         here: a name sessionAttributeNameFilter refuses, a value that cannot be encoded (class
@@ -199,11 +206,44 @@ class ClusterManagerBase(ManagerBase):
                 why = "it is not a plain value and cannot replicate on this channel. " + UNTRUSTED_FIX
             if session is not None:
                 log.error("%s: session %s: attribute %r (%s) stays on this node: %s", self.component_name,
-                          session.id, name, values.classmember_name(type(value)), why)
+                          session.id, name, values.class_name(type(value)), why)
             else:
-                self.filter_failure("attribute %r (%s) not sent: %s", name, values.classmember_name(type(value)), why)
+                self.filter_failure("attribute %r (%s) not sent: %s", name, values.class_name(type(value)), why)
             return d.SKIP
         return encode
+
+    def value_writer(self, local=False):
+        """write(out, name, value) -> bool: ``value_encoder()``'s rules (for a state transfer: what
+        stays here is logged at the filter failure level) with the attribute's wire form appended
+        to the bytearray ``out`` in one pass (``attr_values.write``), for
+        ``delta_session.record_bytes``. False (``out`` unchanged) for what stays here."""
+        trusted = local or self.trusted
+        class_filter, loader = self.value_class_filter(), self.app_loader
+        named = self.name_filter() is not None
+        write_value = attr_values.write
+        plain, not_plain, depth, path = attr_values.write_plain, attr_values.NotPlain, attr_values.MAX_DEPTH, set()
+
+        def write(out, name, value):
+            if named and not self.replicates(name):
+                return False
+            mark = len(out)
+            try:
+                plain(value, out, depth, path)         # the common case: a plain value, one pass
+                return True
+            except not_plain:
+                del out[mark:]
+                path.clear()
+            try:
+                if not write_value(value, out, class_filter, loader, trusted):
+                    return True
+                if trusted:
+                    return True
+                why = "it is not a plain value and cannot replicate on this channel. " + UNTRUSTED_FIX
+            except Exception as exc:
+                why = "%s: %s" % (type(exc).__name__, exc)
+            self.filter_failure("attribute %r (%s) not sent: %s", name, values.class_name(type(value)), why)
+            return False
+        return write
 
     # -- the receiving side ----------------------------------------------------------------------
     def _resolve(self, name, value):
@@ -228,3 +268,15 @@ class ClusterManagerBase(ManagerBase):
                         self.component_name, limit, session_id)
             return False
         return True
+
+
+def delta_keys(delta):
+    """The versioned keys a delta changes: attribute names and field codes."""
+    keys = []
+    for action in delta.actions:
+        code = action[0]
+        if code == d.SET or code == d.REMOVE:
+            keys.append(action[1])
+        elif code in (d.MAX_INACTIVE, d.PRINCIPAL, d.AUTH_TYPE):
+            keys.append(code)
+    return keys

@@ -1,12 +1,16 @@
 """DeltaRequest (one request's changes to one session) and SessionMessage, as plain codec values.
 
 A DeltaRequest is Tomcat's DeltaRequest: the ordered actions one request made on one session, sent
-at the end of the request as one message. Its plain form (``to_plain``, then ``codec.dumps``):
+at the end of the request as one message. Its plain form (``to_plain``, then ``codec.dumps``) is a
+flat list, by position (version 1 was a dict of five keys; a delta costs about half the codec
+items now):
 
-    {"v": 1, "app": str, "id": str (session id when the request began),
-     "ver": [counter int >= 0, writer str],      per-session version: every replica keeps the
-                                                 greatest (counter, writer), so all settle alike
-     "actions": [[code, args...], ...]}
+    [2,                      version
+     app: str,               the application (cluster manager) name
+     id: str,                session id when the request began
+     counter: int >= 0,      per-session version (counter, writer): every replica keeps the
+     writer: str,            greatest, so all settle alike
+     [[code, args...], ...]] the actions
 
     [CREATE, max_inactive, creation_time]  first action only; max_inactive seconds (-1: never)
     [SET, name, value]                     value in attr_values' scheme (may be a dill blob)
@@ -24,8 +28,8 @@ so set-then-remove leaves the remove; max inactive; principal; auth type; access
 INVALIDATE/EXPIRE drop everything before them but CREATE. Nothing may be recorded after them.
 
 ``from_plain`` validates the whole structure before building anything and raises ProtocolError
-(pycat.errors) on the first fault: unknown keys or codes, wrong types or arities, negative times,
-oversize names or ids, more than ``max_actions`` actions. SET values are decoded by
+(pycat.errors) on the first fault: a wrong version or field count, unknown codes, wrong types or
+arities, negative times, oversize names or ids, more than ``max_actions`` actions. SET values are decoded by
 ``attr_values.decode_structure``: a dill blob stays an unloaded ``attr_values.Blob`` until the
 manager calls ``attr_values.resolve`` with the channel's trust.
 """
@@ -36,7 +40,8 @@ from pycat.errors import IllegalStateError, ProtocolError
 from pycat.ha.session import attr_values
 from pycat.tribes.io import codec
 
-VERSION = 1
+VERSION = 2
+DELTA_FIELDS = 6
 MAX_ACTIONS = 4096
 MAX_NAME = 1024          # attribute, app and writer names, auth type, principal name and roles
 MAX_ID = 256             # session ids
@@ -46,7 +51,6 @@ CREATE, SET, REMOVE, MAX_INACTIVE, PRINCIPAL, AUTH_TYPE, ACCESS, INVALIDATE, EXP
 _ARITY = {CREATE: 2, SET: 2, REMOVE: 1, MAX_INACTIVE: 1, PRINCIPAL: 1, AUTH_TYPE: 1, ACCESS: 1,
           INVALIDATE: 0, EXPIRE: 0, CHANGE_ID: 1}
 _TERMINAL = (INVALIDATE, EXPIRE)
-_KEYS = {"v", "app", "id", "ver", "actions"}
 SKIP = object()         # what a to_plain encode function answers to leave a SET out
 
 
@@ -157,9 +161,7 @@ class DeltaRequest:
                 actions.append([PRINCIPAL, [action[1][0], list(action[1][1])]])
             else:
                 actions.append(list(action))
-        plain = {"v": VERSION, "app": self.app, "id": self.session_id,
-                 "ver": [self.version[0], self.version[1]], "actions": actions}
-        return plain
+        return [VERSION, self.app, self.session_id, self.version[0], self.version[1], actions]
 
     def to_bytes(self, class_filter=None, loader=None):
         return codec.dumps(self.to_plain(class_filter, loader))
@@ -167,23 +169,24 @@ class DeltaRequest:
     @classmethod
     def from_plain(cls, plain, max_actions=MAX_ACTIONS):
         """The DeltaRequest ``plain`` holds; ProtocolError for any fault, before anything is built."""
-        if type(plain) is not dict or set(plain) != _KEYS:
-            raise ProtocolError("delta is not a dict with keys %s" % sorted(_KEYS))
-        if plain["v"] != VERSION or type(plain["v"]) is not int:
-            raise ProtocolError("unsupported delta version %r" % (plain["v"],))
-        app = _str(plain["app"], MAX_NAME, "app name", empty=True)
-        session_id = _str(plain["id"], MAX_ID, "session id")
-        ver = plain["ver"]
-        if type(ver) is not list or len(ver) != 2 or type(ver[0]) is not int or ver[0] < 0:
-            raise ProtocolError("delta version is not [counter >= 0, writer]")
-        writer = _str(ver[1], MAX_NAME, "writer", empty=True)
-        raw = plain["actions"]
+        if type(plain) is not list or not plain:
+            raise ProtocolError("delta is not a list")
+        if type(plain[0]) is not int or plain[0] != VERSION:
+            raise ProtocolError("unsupported delta version %r" % (plain[0],))
+        if len(plain) != DELTA_FIELDS:
+            raise ProtocolError("delta of %d fields, not %d" % (len(plain), DELTA_FIELDS))
+        _version, app, session_id, counter, writer, raw = plain
+        app = _str(app, MAX_NAME, "app name", empty=True)
+        session_id = _str(session_id, MAX_ID, "session id")
+        if type(counter) is not int or counter < 0:
+            raise ProtocolError("delta version counter is not an int >= 0")
+        writer = _str(writer, MAX_NAME, "writer", empty=True)
         if type(raw) is not list:
             raise ProtocolError("delta actions is not a list")
         if len(raw) > max_actions:
             raise ProtocolError("delta of %d actions exceeds the maximum %d" % (len(raw), max_actions))
         actions = [_action(item, i, len(raw)) for i, item in enumerate(raw)]
-        request = cls(app, session_id, (ver[0], writer), record_all_actions=True)
+        request = cls(app, session_id, (counter, writer), record_all_actions=True)
         request.actions = actions
         return request
 
@@ -272,15 +275,16 @@ EVENT_NAMES = {
     EVT_CHANGE_SESSION_ID: "SESSION-ID-CHANGED",
     EVT_ALL_SESSION_NOCONTEXTMANAGER: "NO-CONTEXT-MANAGER",
 }
-_MSG_KEYS = {"sm", "app", "evt", "sid", "ts", "uid", "payload"}
+MESSAGE_FIELDS = 7
 
 
 class SessionMessage:
     """Tomcat's SessionMessageImpl: app (context) name, event type, session id ("" when none),
     timestamp (ms), unique id, payload (any codec value: a delta's plain form, ...).
 
-    Plain form: {"sm": 1, "app", "evt", "sid", "ts", "uid", "payload"}; ``to_bytes``/``from_bytes``
-    go through the codec; ``from_plain`` raises ProtocolError on any fault of the envelope (the
+    Plain form, a flat list by position: [2 (version), app, event type, session id, timestamp,
+    unique id, payload] (version 1 was a dict of seven keys). ``to_bytes``/``from_bytes`` go
+    through the codec; ``from_plain`` raises ProtocolError on any fault of the envelope (the
     payload is checked by whoever reads it, e.g. ``delta()``)."""
     __slots__ = ("app", "event_type", "session_id", "timestamp", "unique_id", "payload")
 
@@ -296,26 +300,26 @@ class SessionMessage:
         return EVENT_NAMES[self.event_type]
 
     def to_plain(self):
-        return {"sm": VERSION, "app": self.app, "evt": self.event_type, "sid": self.session_id,
-                "ts": self.timestamp, "uid": self.unique_id, "payload": self.payload}
+        return [VERSION, self.app, self.event_type, self.session_id, self.timestamp, self.unique_id, self.payload]
 
     def to_bytes(self):
         return codec.dumps(self.to_plain())
 
     @classmethod
     def from_plain(cls, plain):
-        if type(plain) is not dict or set(plain) != _MSG_KEYS:
-            raise ProtocolError("session message is not a dict with keys %s" % sorted(_MSG_KEYS))
-        if type(plain["sm"]) is not int or plain["sm"] != VERSION:
-            raise ProtocolError("unsupported session message version %r" % (plain["sm"],))
-        evt = plain["evt"]
+        if type(plain) is not list or not plain:
+            raise ProtocolError("session message is not a list")
+        if type(plain[0]) is not int or plain[0] != VERSION:
+            raise ProtocolError("unsupported session message version %r" % (plain[0],))
+        if len(plain) != MESSAGE_FIELDS:
+            raise ProtocolError("session message of %d fields, not %d" % (len(plain), MESSAGE_FIELDS))
+        _version, app, evt, sid, ts, uid, payload = plain
         if type(evt) is not int or evt not in EVENT_NAMES:
             raise ProtocolError("unknown session event type %r" % (evt,))
-        if type(plain["ts"]) is not int or plain["ts"] < 0:
+        if type(ts) is not int or ts < 0:
             raise ProtocolError("session message timestamp is not an int >= 0")
-        return cls(_str(plain["app"], MAX_NAME, "app name", empty=True), evt,
-                   _str(plain["sid"], MAX_ID, "session id", empty=True), plain["payload"],
-                   _str(plain["uid"], MAX_NAME, "unique id", empty=True), plain["ts"])
+        return cls(_str(app, MAX_NAME, "app name", empty=True), evt, _str(sid, MAX_ID, "session id", empty=True),
+                   payload, _str(uid, MAX_NAME, "unique id", empty=True), ts)
 
     @classmethod
     def from_bytes(cls, data):

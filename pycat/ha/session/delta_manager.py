@@ -21,7 +21,8 @@ differences, each of which closes a race Tomcat has:
   creation or the rename) waits, bounded in number and time, for the session to appear; then it is
   applied, else dropped with a log line.
 * **State transfer** (state_transfer.py). A starting manager asks one member for all sessions of
-  its app, streamed in bounded, acknowledged messages and checked against the count announced.
+  its app, streamed in bounded messages and checked against the count announced; the copies stay
+  encoded until something needs them (session_table.py: ``_sessions`` is a SessionTable).
   Messages about sessions arriving meanwhile are held and applied afterwards in order: versions
   make a late or early one harmless, so none is dropped for its timestamp (``stateTimestampDrop``
   is accepted and has nothing to do). ``start()`` returns after the transfer or
@@ -41,6 +42,7 @@ from pycat.ha.cluster_message import ClusterMessage
 from pycat.ha.session import delta as d
 from pycat.ha.session import delta_session as ds
 from pycat.ha.session.cluster_manager import ClusterManagerBase, member_name
+from pycat.ha.session.session_table import SessionTable
 from pycat.ha.session.state_transfer import StateTransfer
 from pycat.session.id_generator import parse_session_id
 from pycat.tribes import channel as ch
@@ -77,7 +79,8 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
 
     def __init__(self):
         super().__init__()
-        self.writer = ""
+        # replicas may stay encoded until something needs them (session_table.py)
+        self._sessions = SessionTable(self._materialise)
         # messages held until the state transfer is over (None: not holding)
         self._held = collections.deque()
         self._holding = True
@@ -132,8 +135,9 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
         else:
             # the sessions live on in the cluster (not destroyed: no listener hears of it, as for a
             # StandardManager's sessions that live on in its file); a redeploy's new manager takes
-            # them over (take_over), otherwise they go with this manager
-            for session in list(self._sessions.values()):
+            # them over (take_over), otherwise they go with this manager. Copies never built were
+            # never activated: they stay as they are.
+            for session in self._sessions.loaded():
                 session.tracker = session.observer = None
                 if session.valid:
                     session.passivate()
@@ -170,9 +174,7 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
                 return self._send(d.EVT_SESSION_ACCESSED, session.id)
             session.is_primary = True
             return None
-        session.clock += 1
-        delta.version = (session.clock, self.writer)
-        session.stamp(_keys(delta), delta.version)
+        self._stamp(session, delta)
         session.is_primary = True
         session.last_replicated = now
         if not self.cluster.has_members():
@@ -391,6 +393,26 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
         super().background_process()
         self._expire_parked(time.monotonic())
 
+    def process_expires(self):
+        """ManagerBase's expiry without building the copies still encoded: one of those is built
+        (and then expires as any backup copy, listeners told) only once it is due."""
+        started = time.monotonic()
+        table = self._sessions
+        now = self.clock()
+        expired = 0
+        for pending in table.pending():
+            if pending.due(now):
+                session = table.get(pending.id)
+                if session is not None and not session.is_valid:
+                    expired += 1
+        for session in table.loaded():
+            if not session.is_valid:
+                expired += 1
+        self.process_expires_time += time.monotonic() - started
+        if expired:
+            log.debug("%s: expired %d sessions, %d active", self.component_name, expired, len(table))
+        return expired
+
 
 
 
@@ -409,16 +431,3 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
             except Exception:
                 log.exception("%s: a held %s from %s failed", self.component_name, message.event_name,
                               member_name(sender))
-
-
-
-
-def _keys(delta):
-    keys = []
-    for action in delta.actions:
-        code = action[0]
-        if code == d.SET or code == d.REMOVE:
-            keys.append(action[1])
-        elif code in (d.MAX_INACTIVE, d.PRINCIPAL, d.AUTH_TYPE):
-            keys.append(code)
-    return keys

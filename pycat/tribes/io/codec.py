@@ -51,6 +51,12 @@ def dumps(obj):
     return bytes(out)
 
 
+def dump_into(obj, out):
+    """Append the item bytes of ``obj`` (what ``dumps`` writes after its version byte) to the
+    bytearray ``out``: for writers that build one value from parts encoded on their own."""
+    _encode(obj, out, DEFAULT_MAX_DEPTH)
+
+
 def _enc_int(obj, out):
     if _INT64_MIN <= obj <= _INT64_MAX:
         out += _TQ.pack(INT, obj)
@@ -60,10 +66,30 @@ def _enc_int(obj, out):
         out += raw
 
 
+_str_memo = {}                   # short str -> its item bytes: names and small values recur
+_MEMO_LEN, _MEMO_SIZE = 12, 4096
+
+
+def _new_str_item(obj):
+    try:
+        raw = obj.encode()
+    except UnicodeEncodeError:
+        raw = obj.encode("utf-8", "surrogatepass")
+    item = _TU.pack(STR, len(raw)) + raw
+    if len(obj) <= _MEMO_LEN:
+        if len(_str_memo) >= _MEMO_SIZE:
+            _str_memo.clear()
+        _str_memo[obj] = item
+    return item
+
+
+def str_item(obj, _get=_str_memo.get):
+    """The item bytes of the (exact) str ``obj``: what ``dump_into`` writes for it."""
+    return _get(obj) or _new_str_item(obj)
+
+
 def _enc_str(obj, out):
-    raw = obj.encode("utf-8", "surrogatepass")
-    out += _TU.pack(STR, len(raw))
-    out += raw
+    out += _str_memo.get(obj) or _new_str_item(obj)
 
 
 def _enc_bytes(obj, out):
@@ -71,10 +97,10 @@ def _enc_bytes(obj, out):
     out += obj
 
 
-def _encode(obj, out, depth):
+def _encode(obj, out, depth, _memo_get=_str_memo.get, _tq=_TQ.pack, _tu=_TU.pack):
     kind = type(obj)
     if kind is str:
-        _enc_str(obj, out)
+        out += _memo_get(obj) or _new_str_item(obj)
     elif kind is int:
         _enc_int(obj, out)
     elif obj is None:
@@ -88,17 +114,30 @@ def _encode(obj, out, depth):
     elif kind is dict or kind is list or kind is tuple:
         if depth <= 0:
             raise ValueError("value nested deeper than %d levels" % DEFAULT_MAX_DEPTH)
+        depth -= 1
         if kind is dict:
-            out += _TU.pack(DICT, len(obj))
+            out += _tu(DICT, len(obj))
             for key, value in obj.items():
-                if not isinstance(key, _KEY_TYPES) or isinstance(key, bool):
+                if type(key) is str:
+                    out += _memo_get(key) or _new_str_item(key)
+                elif not isinstance(key, _KEY_TYPES) or isinstance(key, bool):
                     raise TypeError("dict keys must be str, int or bytes, not %s" % type(key).__name__)
-                _encode(key, out, depth - 1)
-                _encode(value, out, depth - 1)
+                else:
+                    _encode(key, out, depth)
+                _encode(value, out, depth)
         else:
-            out += _TU.pack(LIST if kind is list else TUPLE, len(obj))
+            out += _tu(LIST if kind is list else TUPLE, len(obj))
             for item in obj:
-                _encode(item, out, depth - 1)
+                # the common scalars inline (a call per item is most of the cost of a short list)
+                kind = type(item)
+                if kind is str:
+                    out += _memo_get(item) or _new_str_item(item)
+                elif kind is int and _INT64_MIN <= item <= _INT64_MAX:
+                    out += _tq(INT, item)
+                elif item is None:
+                    out.append(NONE)
+                else:
+                    _encode(item, out, depth)
     else:
         _encode(_plain(obj), out, depth)
 
@@ -131,6 +170,33 @@ def loads(data, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE):
     return value
 
 
+def loads_head(data, n, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE):
+    """The first ``n`` items of an encoded list or tuple, and its item count, without decoding the
+    rest (which is not checked: ``loads`` does that). ProtocolError as ``loads`` for what it reads,
+    and when the value is not a list or tuple of at least ``n`` items."""
+    if not isinstance(data, bytes):
+        raise TypeError("loads_head() needs bytes, not %s" % type(data).__name__)
+    size = len(data)
+    if size > max_size:
+        raise ProtocolError("encoded value of %d bytes exceeds the maximum %d" % (size, max_size))
+    if size < 6:
+        raise ProtocolError("encoded value too short (%d bytes)" % size)
+    if data[0] != VERSION:
+        raise ProtocolError("unknown codec version %d" % data[0])
+    if data[1] != LIST and data[1] != TUPLE:
+        raise ProtocolError("encoded value is not a list")
+    if max_depth <= 0:
+        raise ProtocolError("value nested too deeply")
+    count, pos = _length(data, 2, size, "container")
+    if count < n or count > size - pos:
+        raise ProtocolError("list of %d items where at least %d were expected" % (count, n))
+    items = []
+    for _ in range(n):
+        item, pos = _decode(data, pos, size, max_depth - 1)
+        items.append(item)
+    return items, count
+
+
 def _length(data, pos, size, what):
     if pos + 4 > size:
         raise ProtocolError("truncated %s length" % what)
@@ -138,41 +204,40 @@ def _length(data, pos, size, what):
     return n, pos + 4
 
 
+_text_memo = {}                  # short UTF-8 bytes -> the str (decoded dict keys and small values recur)
+
+
+def _text(raw):
+    """The str of UTF-8 ``raw`` (ProtocolError if invalid); short ones are remembered (bounded)."""
+    text = _text_memo.get(raw)
+    if text is not None:
+        return text
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        try:
+            text = raw.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("invalid UTF-8 in a string: %s" % exc) from None
+    if len(raw) <= _MEMO_LEN:
+        if len(_text_memo) >= _MEMO_SIZE:
+            _text_memo.clear()
+        _text_memo[raw] = text
+    return text
+
+
 def _decode(data, pos, size, depth):
     if pos >= size:
         raise ProtocolError("truncated value")
     tag = data[pos]
     pos += 1
-    if tag == STR or tag == BYTES or tag == BIGINT:
-        n, pos = _length(data, pos, size, "string")
-        end = pos + n
-        if end > size:
-            raise ProtocolError("string of %d bytes runs past the input" % n)
-        if tag == BYTES:
-            return data[pos:end], end
-        if tag == STR:
-            try:
-                return data[pos:end].decode("utf-8", "surrogatepass"), end
-            except UnicodeDecodeError as exc:
-                raise ProtocolError("invalid UTF-8 in a string: %s" % exc) from None
-        value = int.from_bytes(data[pos:end], "big", signed=True)
-        if _INT64_MIN <= value <= _INT64_MAX or n != (value.bit_length() + 8) // 8:
-            raise ProtocolError("non-canonical big int")
-        return value, end
-    if tag == INT or tag == FLOAT:
-        if pos + 8 > size:
-            raise ProtocolError("truncated number")
-        return (_Q if tag == INT else _D).unpack_from(data, pos)[0], pos + 8
-    if tag == NONE:
-        return None, pos
-    if tag == FALSE:
-        return False, pos
-    if tag == TRUE:
-        return True, pos
     if tag == LIST or tag == TUPLE or tag == DICT:
         if depth <= 0:
             raise ProtocolError("value nested too deeply")
-        count, pos = _length(data, pos, size, "container")
+        if pos + 4 > size:
+            raise ProtocolError("truncated container length")
+        count = _unpack_u(data, pos)[0]
+        pos += 4
         # every item takes at least one byte: a count larger than the input is a lie, not a big list
         if count > size - pos:
             raise ProtocolError("container count %d runs past the input" % count)
@@ -194,7 +259,7 @@ def _decode(data, pos, size, depth):
             # the same checks and messages as _decode's
             if pos < size:
                 item_tag = data[pos]
-                if item_tag == STR:
+                if item_tag == STR or item_tag == BYTES:
                     if pos + 5 > size:
                         raise ProtocolError("truncated string length")
                     n = _unpack_u(data, pos + 1)[0]
@@ -202,10 +267,7 @@ def _decode(data, pos, size, depth):
                     end = start + n
                     if end > size:
                         raise ProtocolError("string of %d bytes runs past the input" % n)
-                    try:
-                        append(data[start:end].decode("utf-8", "surrogatepass"))
-                    except UnicodeDecodeError as exc:
-                        raise ProtocolError("invalid UTF-8 in a string: %s" % exc) from None
+                    append(data[start:end] if item_tag == BYTES else _text(data[start:end]))
                     pos = end
                     continue
                 if item_tag == INT or item_tag == FLOAT:
@@ -214,7 +276,37 @@ def _decode(data, pos, size, depth):
                     append((_unpack_q if item_tag == INT else _unpack_d)(data, pos + 1)[0])
                     pos += 9
                     continue
+                if item_tag == NONE:
+                    append(None)
+                    pos += 1
+                    continue
             item, pos = _decode(data, pos, size, depth)
             append(item)
         return (items if tag == LIST else tuple(items)), pos
+    if tag == STR or tag == BYTES or tag == BIGINT:
+        if pos + 4 > size:
+            raise ProtocolError("truncated string length")
+        n = _unpack_u(data, pos)[0]
+        pos += 4
+        end = pos + n
+        if end > size:
+            raise ProtocolError("string of %d bytes runs past the input" % n)
+        if tag == BYTES:
+            return data[pos:end], end
+        if tag == STR:
+            return _text(data[pos:end]), end
+        value = int.from_bytes(data[pos:end], "big", signed=True)
+        if _INT64_MIN <= value <= _INT64_MAX or n != (value.bit_length() + 8) // 8:
+            raise ProtocolError("non-canonical big int")
+        return value, end
+    if tag == INT or tag == FLOAT:
+        if pos + 8 > size:
+            raise ProtocolError("truncated number")
+        return (_Q if tag == INT else _D).unpack_from(data, pos)[0], pos + 8
+    if tag == NONE:
+        return None, pos
+    if tag == FALSE:
+        return False, pos
+    if tag == TRUE:
+        return True, pos
     raise ProtocolError("unknown tag 0x%02x" % tag)
