@@ -45,8 +45,7 @@ class JvmRouteBinderValve(Valve):
         if context is None or not context.distributable:
             return
         manager = context.manager
-        sessions = getattr(manager, "_sessions", None)
-        if sessions is None or not hasattr(manager, "request_completed") or manager.cluster is None:
+        if not hasattr(manager, "request_completed") or manager.cluster is None:
             return
         route = manager.jvm_route
         if not route:
@@ -56,14 +55,14 @@ class JvmRouteBinderValve(Valve):
             if not dot or old_route == route:
                 continue
             new_id = "%s.%s" % (base, route)
-            session = sessions.get(sid)
-            if session is not None and session.valid:
+            # find_session: a BackupManager takes over a session another node holds
+            session = manager.find_session(sid)
+            if session is not None:
                 log.debug("JvmRouteBinderValve: session %s moves to %s", sid, new_id)
                 manager.change_session_id(session, new_id)
                 self.number_of_sessions += 1
             else:
-                moved = sessions.get(new_id)
-                if moved is None or not moved.valid:
+                if manager.find_session(new_id) is None:
                     continue
             session_support.change_requested_id(request, sid, new_id)
             request.set_attribute(self.session_id_attribute, sid)

@@ -26,6 +26,15 @@ PRIMARY_INDICATOR_NAME = "org.apache.catalina.ha.tcp.isPrimarySession"
 
 
 def _filter(value):
+    """The filter as one pattern. Tomcat 6 took a ";"-separated list of patterns (the cluster
+    how-to's example still reads ``.*\\.gif;.*\\.js;...``); Tomcat 7+ one regex, in which that list
+    would match nothing. A ";" never appears in a URI pattern otherwise, so a list is read as
+    either of its patterns."""
+    if not value:
+        return None
+    if ";" in value:
+        parts = [p for p in value.split(";") if p]
+        value = "|".join("(?:%s)" % p for p in parts)
     return re.compile(value) if value else None
 
 
@@ -72,12 +81,11 @@ class ReplicationValve(Valve):
 
     def _indicate_primary(self, request, response):
         manager = getattr(request.context, "manager", None) if request.context is not None else None
-        sessions = getattr(manager, "_sessions", None)
-        if sessions is None or not hasattr(manager, "request_completed"):
+        if manager is None or not hasattr(manager, "request_completed"):
             return
         for sid in session_support.requested_ids(request, response):
-            session = sessions.get(sid)
-            if session is not None and session.valid:
+            session = manager.find_session(sid)
+            if session is not None:
                 request.set_attribute(self.primary_indicator_name, bool(session.is_primary))
                 return
 

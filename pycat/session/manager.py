@@ -222,6 +222,10 @@ class ManagerBase(Lifecycle):
     def active_sessions(self):
         return len(self._sessions)
 
+    def counted_sessions(self):
+        """How many sessions count against maxActiveSessions (a BackupManager counts its primaries)."""
+        return len(self._sessions)
+
     def find_sessions(self):
         return list(self._sessions.values())
 
@@ -274,7 +278,7 @@ class ManagerBase(Lifecycle):
         Raises TooManyActiveSessions when maxActiveSessions is reached.
         """
         limit = self.max_active_sessions
-        if limit is not None and limit >= 0 and len(self._sessions) >= limit:
+        if limit is not None and limit >= 0 and self.counted_sessions() >= limit:
             self.rejected_sessions += 1
             raise TooManyActiveSessions(limit, self.name)
         session = self.create_empty_session()

@@ -38,6 +38,9 @@ JSON; query string arguments:
     /peek?id=SID                       the LOCAL copy, untouched (manager._sessions.get):
                                        {"found", "attributes", "primary", "valid",
                                         "max_inactive_interval"}; no session looked up or created
+    /roles                             BackupManager: {id: "primary"|"backup"|"proxy"} as this
+                                       node's map sees them ({} for other managers); /peek
+                                       has the id's "role" too
     /ids                               the local session ids (valid flag set, no expiry check)
     /info                              manager class and registered name, jvmRoute, pid
 
@@ -93,6 +96,8 @@ CLUSTER_XML = """
 
 MANAGER_XML = ('<Manager className="org.apache.catalina.ha.session.DeltaManager" expireSessionsOnShutdown="false" '
                'notifyListenersOnReplication="true" stateTransferTimeout="30" processExpiresFrequency="1"{extra}/>')
+BACKUP_MANAGER_XML = ('<Manager className="org.apache.catalina.ha.session.BackupManager" expireSessionsOnShutdown="false" '
+                      'notifyListenersOnReplication="true" mapSendOptions="6" processExpiresFrequency="1"{extra}/>')
 REPLICATION_VALVE = '<Valve className="org.apache.catalina.ha.tcp.ReplicationValve" filter=""/>'
 BINDER_VALVE = '<Valve className="org.apache.catalina.ha.session.JvmRouteBinderValve"/>'
 CLUSTER_LISTENER = '<ClusterListener className="org.apache.catalina.ha.session.ClusterSessionListener"/>'
@@ -119,6 +124,12 @@ def _answer(start_response, obj, status="200 OK"):
 
 def _manager(environ):
     return environ["pycat.request"].context.manager
+
+
+def _roles(environ):
+    """{id: primary|backup|proxy} from a BackupManager's map, {} for other managers."""
+    roles = getattr(_manager(environ), "roles", None)
+    return roles() if roles is not None else {}
 
 
 def _set_interval(session, seconds):
@@ -154,14 +165,18 @@ def application(environ, start_response):
         session = _manager(environ)._sessions.get(args.get("id", ""))
         if session is None:
             return _answer(start_response, {"found": False, "attributes": None, "primary": None,
-                                            "valid": None, "max_inactive_interval": None})
+                                            "valid": None, "max_inactive_interval": None,
+                                            "role": _roles(environ).get(args.get("id", ""))})
         return _answer(start_response, {
             "found": True,
             "attributes": dict(session.raw_attributes()),
             "primary": bool(getattr(session, "is_primary", True)),
+            "role": _roles(environ).get(session.id),
             "valid": bool(session.valid),
             "max_inactive_interval": session.max_inactive_interval,
         })
+    if path == "/roles":
+        return _answer(start_response, _roles(environ))
     if path == "/ids":
         return _answer(start_response, sorted(x.id for x in _manager(environ).find_sessions() if x.valid))
     if path == "/info":
@@ -413,6 +428,9 @@ class Node:
         return self.wait_peek(sid, lambda p: p["found"] and p["attributes"] == expected, timeout,
                               "%s = %r" % (what or "the attributes", expected), app)
 
+    def roles(self, app="app"):
+        return self.app_json("/roles", app)
+
     def ids(self, app="app"):
         return self.app_json("/ids", app)
 
@@ -494,14 +512,15 @@ def peek(node, sid, app="app"):
 
 
 def build_cluster(root, n=2, send_options=ASYNC, procs=None, channel_only=False, binder=True,
-                  max_inactive_interval=None, session_timeout=None, apps=("app",)):
+                  max_inactive_interval=None, session_timeout=None, apps=("app",), manager="delta"):
     """``n`` node bases under ``root`` (node1..nodeN), not started.
 
     ``send_options``: channelSendOptions (ASYNC 8, SYNC 6). ``channel_only``: the <Cluster> holds
     only its <Channel>. ``binder=False``: no JvmRouteBinderValve.
     ``max_inactive_interval`` (seconds): the <Manager> attribute, which wins over web.xml.
     ``session_timeout`` (minutes): web.xml <session-config> of the test apps. ``apps``: the names
-    under webapps/ that get the test app."""
+    under webapps/ that get the test app. ``manager``: "delta" (DeltaManager) or "backup"
+    (BackupManager, mapSendOptions 6)."""
     procs = procs or Procs()
     group, mcast_port = unique_mcast_group()
     cluster = Cluster(procs, send_options=send_options)
@@ -509,11 +528,11 @@ def build_cluster(root, n=2, send_options=ASYNC, procs=None, channel_only=False,
         rx_port, http_port = free_port(), free_port()
         if not channel_only:
             extra = ' maxInactiveInterval="%d"' % max_inactive_interval if max_inactive_interval is not None else ""
-            manager = MANAGER_XML.format(extra=extra)
+            manager_xml = (BACKUP_MANAGER_XML if manager == "backup" else MANAGER_XML).format(extra=extra)
             valves = "\n        ".join([REPLICATION_VALVE] + ([BINDER_VALVE] if binder else []) + [CLUSTER_LISTENER])
         else:
-            manager = valves = ""
-        cluster_xml = CLUSTER_XML.format(send_options=send_options, manager=manager, group=group,
+            manager_xml = valves = ""
+        cluster_xml = CLUSTER_XML.format(send_options=send_options, manager=manager_xml, group=group,
                                          mcast_port=mcast_port, rx_port=rx_port, valves=valves)
         xml = SERVER_XML.format(shutdown_port=free_port())
         assert _ENGINE_OPEN in xml

@@ -271,3 +271,15 @@ def test_cluster_listener_element_is_attached():
     [listener] = cluster.cluster_listeners
     assert type(listener) is ClusterListener and listener.cluster is cluster
     assert not listener.accept(ClusterMessage("session"))
+
+
+def test_replication_valve_filter_takes_a_tomcat6_list_and_a_regex():
+    from pycat.ha.replication_valve import ReplicationValve
+    valve = ReplicationValve()
+    # the cluster how-to's example (Tomcat 6: a ";"-separated list of patterns)
+    assert attrs.set_property(valve, "filter", r".*\.gif;.*\.js;.*\.jpg;.*\.png;.*\.htm;.*\.html;.*\.css;.*\.txt;")
+    assert valve.filter.fullmatch("/app/logo.gif") and valve.filter.fullmatch("/app/x/site.css")
+    assert not valve.filter.fullmatch("/app/count") and not valve.filter.fullmatch("/app/a.gif.py")
+    # Tomcat 7+: one regex
+    assert attrs.set_property(valve, "filter", r".*\.(gif|css)")
+    assert valve.filter.fullmatch("/app/logo.gif") and not valve.filter.fullmatch("/app/count")

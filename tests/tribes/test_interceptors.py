@@ -280,7 +280,7 @@ def test_throughput_reports_in_the_log(caplog):
             a.send(a.get_members(), b"x" * 100, 0)
     assert "Tx Msg:5 messages" in caplog.text and "Rx Msg:10 messages" in caplog.text
     t = list(a.iter_interceptors())[0]
-    assert t.tx_count == 10
+    assert t.tx_count == 10 and t.tx_deliveries == 10 * len(a.get_members())
 
 
 # -- AuthInterceptor ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pycat.tribes.group.interceptor import ChannelInterceptor
 from pycat.tribes.group import rpc
 from pycat.tribes.io import codec
 from pycat.tribes.io.channel_data import ChannelData
+from pycat.tribes.limits import PeerLog
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,15 @@ def _probe_payloads():
 
 
 _PROBES = _probe_payloads()
+
+
+def _describe(obj):
+    """A short, safe description of a received value for a log line."""
+    if isinstance(obj, (tuple, list)) and obj and isinstance(obj[0], str):
+        return "%s %r..." % (type(obj).__name__, obj[0][:40])
+    if isinstance(obj, rpc.RpcMessage):
+        return "RPC reply for %r" % obj.rpc_id[:40]
+    return type(obj).__name__
 
 
 class GroupChannel(ChannelInterceptor):
@@ -55,6 +65,7 @@ class GroupChannel(ChannelInterceptor):
         self.membership_listeners = []
         self._stack_built = False
         self.channel = self
+        self._unclaimed_log = PeerLog(log)
 
     # -- configuration (digester parent methods) -------------------------------------------
     def set_membership(self, service):
@@ -236,8 +247,14 @@ class GroupChannel(ChannelInterceptor):
                 log.exception("channel listener %r failed on message from %s", listener,
                               getattr(sender, "name", sender))
                 error = exc
-        if not delivered and isinstance(obj, rpc.RpcMessage) and not obj.reply:
-            self._no_rpc_reply(obj, msg)
+        if not delivered:
+            if isinstance(obj, rpc.RpcMessage) and not obj.reply:
+                self._no_rpc_reply(obj, msg)
+            else:
+                # e.g. a map message for a map this node does not run: nobody here takes it
+                self._unclaimed_log.log(logging.INFO, getattr(sender, "name", sender),
+                                        "no listener took a message from %s (%s); dropped",
+                                        getattr(sender, "name", sender), _describe(obj))
         if error is not None:
             # the receiver turns this into FAIL_ACK for a sync-ack send
             raise ChannelError("listener failed: %s" % error, {sender: error})

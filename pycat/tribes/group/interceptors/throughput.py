@@ -19,6 +19,7 @@ class ThroughputInterceptor(ChannelInterceptor):
     def __init__(self):
         super().__init__()
         self.tx_count = 0
+        self.tx_deliveries = 0        # messages times their destinations (tx_count counts each send once)
         self.rx_count = 0
         self.tx_errors = 0
         self.mb_tx = 0.0
@@ -45,6 +46,7 @@ class ThroughputInterceptor(ChannelInterceptor):
             self.mb_tx += size * len(members) / _MB
             self.mb_app_tx += size / _MB
             self.tx_count += 1
+            self.tx_deliveries += len(members)
         if self.interval > 0 and self.tx_count // self.interval >= self._last_cnt:
             self._last_cnt += 1
             self.report()
