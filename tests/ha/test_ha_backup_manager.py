@@ -11,6 +11,7 @@ from pycat.ha.session.backup_manager import BackupManager
 from pycat.session.errors import TooManyActiveSessions
 
 from test_ha_cluster import mcast_cluster
+from test_ha_delta_manager import request  # one simulated request (find or create, work, end, replicate)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -66,20 +67,6 @@ def nodes():
                 part.stop()
             except Exception:
                 logging.exception("stop")
-
-
-def request(manager, session_id=None, work=None, create=False):
-    """One request: the session found (or created), accessed, worked on, ended and replicated."""
-    session = manager.find_session(session_id) if session_id else None
-    if session is None and create:
-        session = manager.create_session()
-    assert session is not None, "no session %s on %s" % (session_id, manager)
-    session.access()
-    if work is not None:
-        work(session)
-    session.end_access()
-    manager.request_completed(session)
-    return session
 
 
 def roles(managers, sid):

@@ -226,15 +226,6 @@ class BackupManager(ClusterManagerBase):
         return out
 
     # -- a request's end -------------------------------------------------------------------------
-    def request_completed(self, session):
-        """The end of a request that used ``session`` (the ReplicationValve calls this): publish a
-        new session, send a known one's changes to its backup. Errors are logged, never raised."""
-        try:
-            return self._replicate(session, ending=True)
-        except Exception:
-            log.exception("%s: replicating session %s failed", self.component_name, session.id)
-            return None
-
     def _replicate(self, session, ending):
         if session.tracker is None or self.map is None:
             return None

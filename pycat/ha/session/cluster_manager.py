@@ -140,6 +140,19 @@ class ClusterManagerBase(ManagerBase):
         session.observer = tracker
         session.fields = (session.max_inactive_interval, ds.principal_key(session.principal), session.auth_type)
 
+    def request_completed(self, session):
+        """The end of a request that used ``session`` (the ReplicationValve calls this): send what
+        it changed (``_replicate``: DeltaManager to every node, BackupManager to the backup).
+        Errors are logged, never raised. Returns what was sent, or None."""
+        try:
+            return self._replicate(session, ending=True)
+        except Exception:
+            log.exception("%s: replicating session %s failed", self.component_name, session.id)
+            return None
+
+    def _replicate(self, session, ending):
+        raise NotImplementedError
+
     def _request_delta(self, session, ending):
         """The DeltaRequest of what the request did to ``session`` (a valid session with a tracker):
         the tracker's actions, then changes to the interval, principal and auth type, minus what

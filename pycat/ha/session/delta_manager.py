@@ -147,16 +147,6 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
         self._holding = True
 
     # -- local sessions --------------------------------------------------------------------------
-    def request_completed(self, session):
-        """The end of a request that used ``session`` (the ReplicationValve calls this): send its
-        changes, or an ACCESSED message when the session moved here or other nodes last heard of it
-        long ago. Errors are logged, never raised. Returns the message sent or None."""
-        try:
-            return self._replicate(session, ending=True)
-        except Exception:
-            log.exception("%s: replicating session %s failed", self.component_name, session.id)
-            return None
-
     def _replicate(self, session, ending):
         if session.tracker is None or self.cluster is None:
             return None
