@@ -1,4 +1,5 @@
-"""The ``pycat`` command: run / start / stop / configtest / version (Tomcat's catalina.sh verbs).
+"""The ``pycat`` command: run / start / stop / configtest / version (Tomcat's catalina.sh verbs),
+and deploy / undeploy / list / farm against a running node.
 
 Options and environment follow Tomcat: CATALINA_BASE, CATALINA_HOME, CATALINA_PID, CATALINA_OUT,
 ``-Dname=value`` (repeatable; -D entries of JAVA_OPTS and CATALINA_OPTS are honoured too, the
@@ -274,13 +275,13 @@ def war(folder, output):
     click.echo("Wrote %s (%d files)" % (output, count))
 
 
-def _manager_call(base, home, config, request):
+def _manager_call(base, home, config, request, timeout=60.0):
     from pycat.errors import DeployError
     from pycat.startup.manager_api import call
 
     node = _node(base, home, config)
     try:
-        reply = call(node.base, request)
+        reply = call(node.base, request, timeout)
     except DeployError as exc:
         raise click.ClickException(str(exc))
     if not reply.get("ok"):
@@ -336,6 +337,52 @@ def list_(base, home, config, defines):
     for app in reply["apps"]:
         state = "running" if app["state"] == "STARTED" else "stopped"
         click.echo("%s:%s:%s:%s" % (app["name"] or "/", state, app["sessions"], app["docBase"]))
+
+
+@main.group()
+def farm():
+    """The cluster's farm (FarmWarDeployer): WARs deployed on every node."""
+
+
+@farm.command("list")
+@node_options
+@click.option("--host", "host_name", metavar="HOST", help="Host whose farm to show [default: the first].")
+def farm_list(base, home, config, defines, host_name):
+    """Which WARs the farm holds, their versions, and which nodes run them."""
+    import datetime
+
+    reply = _manager_call(base, home, config, {"cmd": "farm-list", "host": host_name})
+    click.echo("OK - Listed the farm (%d WAR%s)" % (len(reply["wars"]), "" if len(reply["wars"]) == 1 else "s"))
+    for war in reply["wars"]:
+        when = datetime.datetime.fromtimestamp(war["version"] / 1000.0).isoformat(sep=" ", timespec="seconds")
+        click.echo("%s  %s  version %d (%s)  %d bytes  sha256 %s  from %s" % (
+            war["war"], war["path"], war["version"], when, war["size"], war["sha256"][:16], war["origin"]))
+        for node, state in sorted(war["nodes"].items()):
+            click.echo("    %-40s %s" % (node, state))
+
+
+@farm.command("deploy")
+@node_options
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", metavar="NAME", help="Context name: ROOT, app, a#b, app##2 [default: the WAR's name].")
+@click.option("--host", "host_name", metavar="HOST", help="Host [default: the first].")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for the node.")
+def farm_deploy(base, home, config, defines, source, name, host_name, timeout):
+    """Deploy a .war on this node and send it to every member of the cluster."""
+    source = os.path.abspath(source)
+    reply = _manager_call(base, home, config, {"cmd": "farm-deploy", "war": source, "name": name or os.path.basename(source),
+                                               "host": host_name}, timeout)
+    click.echo("OK - %s" % reply["message"])
+
+
+@farm.command("undeploy")
+@node_options
+@click.argument("name")
+@click.option("--host", "host_name", metavar="HOST", help="Host [default: the first].")
+def farm_undeploy(base, home, config, defines, name, host_name):
+    """Undeploy an application on every node of the farm (NAME: /app, app, app##2, ROOT)."""
+    reply = _manager_call(base, home, config, {"cmd": "farm-undeploy", "name": name, "host": host_name})
+    click.echo("OK - %s" % reply["message"])
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ ALIASES = {
     _C + "ha.session.JvmRouteBinderValve": "pycat.ha.jvm_route_binder:JvmRouteBinderValve",
     _C + "ha.session.ClusterSessionListener": "pycat.ha.session.listener:ClusterSessionListener",
     _C + "ha.session.JvmRouteSessionIDBinderListener": "pycat.ha.session.listener:JvmRouteSessionIDBinderListener",
-    _C + "ha.deploy.FarmWarDeployer": "pycat.ha.deploy.farm_deployer:FarmWarDeployer",
+    _C + "ha.deploy.FarmWarDeployer": "pycat.ha.deploy.farm_war_deployer:FarmWarDeployer",
     # tribes
     _T + "group.GroupChannel": "pycat.tribes.group.group_channel:GroupChannel",
     _T + "membership.McastService": "pycat.tribes.membership.mcast:McastService",

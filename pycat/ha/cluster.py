@@ -30,7 +30,9 @@ Host) when the cluster starts, and leave it when it stops.
 ``trusted``: whether the channel authenticates its peers (an AuthInterceptor or EncryptInterceptor
 in its stack). Session managers load dill-serialised attribute values only from a trusted channel.
 
-Not in this version: ``<Deployer>`` (the FarmWarDeployer) is refused with a clear error.
+``<Deployer>`` (the FarmWarDeployer, pycat/ha/deploy/) is started after the channel, hears the
+cluster's "farm" messages, and runs its background step on the cluster's; it stops before the
+channel does.
 """
 import collections
 import logging
@@ -58,10 +60,6 @@ RECEIVE_MESSAGE_FAILURE = "receive_message_failure"
 #: data of the *_message_failure events (Tomcat's SendMessageData)
 SendMessageData = collections.namedtuple("SendMessageData", "message destination exception")
 
-_NOT_YET = ("<%s> inside <Cluster> is not implemented in this version of pycat (planned: %s); "
-            "remove the element")
-
-
 class _SendOptionsAttr(Attr):
     """channelSendOptions: an int or Tomcat's names; a value of 0 is ignored, as Tomcat's
     String setter ignores it."""
@@ -88,6 +86,7 @@ class SimpleTcpCluster(Lifecycle):
         self.cluster_listeners = []
         self.valves = []
         self.manager_template = None
+        self.deployer = None          # <Deployer>: the FarmWarDeployer
         self._managers = {}           # manager name -> the registered manager
         self._send_failures = PeerLog(log, interval=10.0)
 
@@ -177,11 +176,28 @@ class SimpleTcpCluster(Lifecycle):
         manager.__dict__["_cluster_manager_name"] = name
         if hasattr(manager, "set_cluster"):
             manager.set_cluster(self)
+        self._listen_for(manager)
         if self._manager_lifecycle not in getattr(manager, "_lifecycle_listeners", ()):
             manager.add_lifecycle_listener(self._manager_lifecycle)
         log.debug("%s: manager %s registered as %r%s", self.component_name, manager.component_name, name,
                   " (replacing %s)" % previous.component_name if previous is not None else "")
         return name
+
+    def _listen_for(self, manager):
+        """A DeltaManager hears its messages through a ClusterSessionListener. Tomcat adds one
+        only when the template is a DeltaManager; a Context's own DeltaManager under a cluster
+        whose template is a BackupManager (mixed managers) would replicate nothing, so one is
+        added here, saying so."""
+        from pycat.ha.session.delta_manager import DeltaManager
+        if not isinstance(manager, DeltaManager):
+            return
+        from pycat.ha.session.delta_manager import KIND
+        if any(KIND in getattr(listener, "kinds", ()) for listener in self.cluster_listeners):
+            return
+        from pycat.ha.session.listener import ClusterSessionListener
+        log.info("%s: %s is a DeltaManager and the cluster has no ClusterSessionListener; adding one",
+                 self.component_name, manager.component_name)
+        self.add_cluster_listener(ClusterSessionListener())
 
     def _manager_lifecycle(self, event):
         if event.type == EVENTS[LifecycleState.STOPPED] or event.type == EVENTS[LifecycleState.DESTROYED]:
@@ -217,9 +233,18 @@ class SimpleTcpCluster(Lifecycle):
             if callable(setter):
                 setter(self)
 
-    # refused clearly, never silently kept (nothing would use it)
     def set_cluster_deployer(self, deployer):
-        raise ConfigError(_NOT_YET % ("Deployer", "farm deployment"))
+        """<Deployer>: started with the cluster, after its channel (Tomcat's clusterDeployer)."""
+        if not all(callable(getattr(deployer, m, None)) for m in ("start", "stop", "accept", "message_received")):
+            raise ConfigError("<Deployer> inside <Cluster> must be a cluster deployer (a FarmWarDeployer), not %s"
+                              % type(deployer).__name__)
+        self.deployer = deployer
+        setter = getattr(deployer, "set_cluster", None)
+        if callable(setter):
+            setter(self)
+
+    def get_cluster_deployer(self):
+        return self.deployer
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
@@ -278,12 +303,23 @@ class SimpleTcpCluster(Lifecycle):
             for valve in self.valves:
                 if valve not in pipeline.valves:
                     pipeline.add_valve(valve)
+        if self.deployer is not None:
+            # a listener only now: with none configured, _check_defaults added the session listener
+            self.add_cluster_listener(self.deployer)
+            self.deployer.start()
         if not self.trusted:
             log.info("%s: the channel has no AuthInterceptor or EncryptInterceptor: session attribute values "
                      "replicate only if they are plain (str, int, float, bool, None, bytes, list, dict, tuple, "
                      "set, datetime, Decimal, UUID)", self.component_name)
 
     def _stop(self):
+        if self.deployer is not None:
+            try:
+                self.deployer.stop()
+            except Exception:
+                log.exception("%s: stopping the deployer failed", self.component_name)
+            if self.deployer in self.cluster_listeners:
+                self.cluster_listeners.remove(self.deployer)
         pipeline = getattr(self.container, "pipeline", None)
         if pipeline is not None:
             for valve in self.valves:
@@ -303,6 +339,11 @@ class SimpleTcpCluster(Lifecycle):
     def background_process(self):
         if self.heartbeat_background_enabled and self.channel is not None:
             self.channel.heartbeat()
+        if self.deployer is not None and self.state.available:
+            try:
+                self.deployer.background_process()
+            except Exception:
+                log.exception("%s: the deployer's background step failed", self.component_name)
         self.fire_lifecycle_event(PERIODIC_EVENT)
 
     # -- membership (the channel calls these) ---------------------------------------------------

@@ -6,13 +6,15 @@ This module holds no state: the deployer of a Host is its HostConfig (``host.dep
 deploy channel that serves ``pycat deploy`` belongs to the Server (pycat.startup.manager_api).
 The generic file signatures (``signature``, ``tree_signature``) are pycat.fileutil's.
 """
+import errno
 import logging
 import os
+import shutil
 
 from pycat import attrs, reflect
 from pycat.core.host import DEFAULT_CONTEXT_CLASS
 from pycat.errors import ConfigError, DeployError
-from pycat.fileutil import remove_inside, resolve_inside, signature, tree_signature
+from pycat.fileutil import atomic_write, remove_inside, resolve_inside, signature, tree_signature
 from pycat.webapp.loader import WebappLoader
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,23 @@ def expanded_folder(host, cname, config_base):
     return work
 
 
+def place_file(source, target, move=False):
+    """Put the file ``source`` at ``target`` in one step a scan can never see half done: renamed
+    when ``move`` and both lie on one file system, else copied to a hidden temp name beside
+    ``target`` and renamed over it (then ``source`` is removed when ``move``)."""
+    if move:
+        try:
+            os.replace(source, target)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+    with open(source, "rb") as src, atomic_write(target, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    if move:
+        os.unlink(source)
+
+
 def _war_stamp(war):
     sig = signature(war)
     return "%s %s\n" % sig if sig else ""
@@ -144,6 +163,16 @@ def relocate(app, folder):
     loader = getattr(ctx, "loader", None)
     if old and hasattr(loader, "relocate"):
         loader.relocate(old, new)
+
+
+def farm_deployer(host):
+    """The running farm deployer (a cluster's <Deployer>) that deploys to ``host``, or None."""
+    cluster = host.get_cluster() if hasattr(host, "get_cluster") else None
+    deployer = getattr(cluster, "deployer", None)
+    if deployer is None or getattr(deployer, "host", None) is not host:
+        return None
+    state = getattr(deployer, "state", None)
+    return deployer if state is not None and state.available else None
 
 
 # -- contexts --------------------------------------------------------------------------------------

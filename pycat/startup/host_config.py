@@ -216,7 +216,7 @@ class HostConfig:
             for app in apps[:-1]:
                 manager = getattr(app.context, "manager", None)
                 try:
-                    active = len(manager.find_sessions()) if manager is not None else 0
+                    active = manager.active_sessions if manager is not None else 0
                 except Exception:
                     continue
                 if active == 0 and (app.war or app.folder) and not app.descriptor:
@@ -427,6 +427,66 @@ class HostConfig:
             if os.path.isdir(folder):
                 return self.deploy_directory(cname, folder, replace=app)
             raise DeployError("nothing to deploy for %s in %s" % (cname.display, app_base))
+
+    def install_war(self, cname, source, move=False):
+        """Put the WAR ``source`` into appBase as ``<base name>.war`` and deploy it now (a redeploy
+        when ``cname`` is deployed: the new version starts beside the old one and is swapped in).
+        ``move``: rename ``source`` (a finished transfer in the farm's tempDir) rather than copy it.
+        Returns the Context; DeployError when the deploy failed, and then appBase is as it was (the
+        new WAR removed, a WAR it replaced put back) and any previous version keeps serving.
+        The deploy channel (``pycat deploy``) and the farm deployer both come through here."""
+        app_base = self.host.get_app_base_path()
+        target = os.path.join(app_base, cname.base_name + ".war")
+        with self.lock:      # no background check sees appBase until this is over
+            # a WAR of the same name is kept aside (hidden: scans skip it) to be put back on failure
+            replaced = support.sibling(target, "replaced") if os.path.isfile(target) else None
+            if replaced is not None:
+                support.remove_tree(replaced, [app_base])
+                os.rename(target, replaced)
+            ctx = None
+            placed = False
+            try:
+                support.place_file(source, target, move)
+                placed = True
+                ctx = self.deploy_now(cname)
+            finally:
+                if ctx is None:
+                    # deploy_war already put back or removed the expanded folder: the new WAR goes,
+                    # the one it replaced comes back
+                    if placed:
+                        support.remove_tree(target, [app_base])
+                    if replaced is not None:
+                        os.rename(replaced, target)
+                    self.restored(cname, target)
+                elif replaced is not None:
+                    support.remove_tree(replaced, [app_base])
+        if ctx is None:
+            raise DeployError("deploying %s failed (the reason is in the server log); "
+                              "any previous version keeps serving" % cname.display)
+        return ctx
+
+    def remove_app(self, cname, missing_ok=False):
+        """Undeploy ``cname`` and delete what Tomcat's manager deletes: ``<base>.war`` and
+        ``<base>/`` in appBase, ``<base>.xml`` in the config base when it is the app's descriptor
+        (never a docBase outside appBase), and the app's work folder. DeployError when pycat did
+        not deploy it, unless ``missing_ok`` (then only its files in appBase go)."""
+        with self.lock:
+            app = self.apps.get(cname.name)
+            if app is None and not missing_ok:
+                raise DeployError("no application %s deployed by pycat on %s" % (cname.display, self.host.name))
+            if app is not None:
+                # the folder a WAR was expanded into goes with it; a docBase elsewhere is never touched
+                self.undeploy(app, remove_files=app.expanded)
+            app_base = self.host.get_app_base_path()
+            support.remove_tree(os.path.join(app_base, cname.base_name + ".war"), [app_base])
+            support.remove_tree(os.path.join(app_base, cname.base_name), [app_base])
+            self.pending.forget(os.path.join(app_base, cname.base_name + ".war"))
+            config_base = self.config_base()
+            descriptor = os.path.join(config_base, cname.base_name + ".xml")
+            if app is not None and app.descriptor and \
+                    os.path.realpath(app.descriptor) == os.path.realpath(descriptor):
+                support.remove_tree(descriptor, [config_base])
+            return app is not None
 
     def restored(self, cname, war):
         """The deploy channel put ``war`` back as it was before a failed deploy_now: what the

@@ -9,6 +9,12 @@ JSON object -- and reads ONE line of JSON back, then both close::
     -> <token> {"cmd": "deploy", "war": "/abs/app.war", "name": "app##2", "host": "localhost"}
     <- {"ok": true, "message": "deployed /app##2"}      (or {"ok": false, "error": "<reason>"})
     -> <token> {"cmd": "undeploy", "name": "/app##2", "host": "localhost"}
+    -> <token> {"cmd": "farm-list", "host": null}
+    <- {"ok": true, "wars": [{"war": "app.war", "path": "/app", "version": 1718000000000, "sha256": "...",
+                              "size": 1234, "origin": "tcp://...", "nodes": {"this node (tcp://...)": "running",
+                              "tcp://127.0.0.1:4001": "running"}}]}
+    -> <token> {"cmd": "farm-deploy", "war": "/abs/app.war", "name": "app", "host": null}
+    -> <token> {"cmd": "farm-undeploy", "name": "/app", "host": null}
 
 Safety: the listener binds 127.0.0.1 only, on a port chosen by the OS; the port and a random
 256-bit token are written to ``$CATALINA_BASE/work/pycat-manager.json`` with mode 0600, so only
@@ -23,6 +29,10 @@ removed, a WAR it replaced is put back) and any previous version keeps serving. 
 stops the app, deletes its WAR and folder from appBase and its descriptor from the config base,
 as Tomcat's manager does (never a docBase outside appBase), and its work folder (sessions).
 Names are checked by war.parse_context_name (``/..``, ``a/../b``, ``app##../x`` are refused).
+The ``farm-*`` commands act through the FarmWarDeployer of the Host's cluster (found by
+deploy_support.farm_deployer): ``farm-deploy`` deploys the WAR here and sends it to every member,
+``farm-undeploy`` undeploys it here and everywhere, ``farm-list`` shows what the farm holds and
+which nodes run it (the members are asked).
 Set the Host attribute ``deployApi="false"`` on every Host to turn the listener off.
 
 Ownership: the Server holds its ``DeployChannel`` (``server.deploy_channel``, made by the first
@@ -36,7 +46,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import socket
 import time
 
@@ -140,7 +149,7 @@ class DeployChannel:
             for ctx in host.find_children():
                 manager = getattr(ctx, "manager", None)
                 try:
-                    sessions = len(manager.find_sessions()) if manager is not None else 0
+                    sessions = manager.active_sessions if manager is not None else 0
                 except Exception:
                     sessions = None
                 out.append({"host": host.name, "name": ctx.name, "path": ctx.path or "/",
@@ -154,58 +163,42 @@ class DeployChannel:
             raise DeployError("war must be the absolute path of an existing .war file, not %r" % (war,))
         host = self.find_host(host_name)
         cname = _cname(name or os.path.basename(war))
-        app_base = host.get_app_base_path()
-        target = os.path.join(app_base, cname.base_name + ".war")
-        config = self.deployer(host)
-        with config.lock:      # no background check sees appBase until this is over
-            # a WAR of the same name is kept aside (hidden: scans skip it) to be put back on failure
-            replaced = support.sibling(target, "replaced") if os.path.isfile(target) else None
-            if replaced is not None:
-                support.remove_tree(replaced, [app_base])
-                os.rename(target, replaced)
-            ctx = None
-            copied = False
-            try:
-                # the temp name is hidden, so the deploy scan never picks up a half-copied WAR
-                with open(war, "rb") as src, atomic_write(target, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                copied = True
-                ctx = config.deploy_now(cname)
-            finally:
-                if ctx is None:
-                    # a failed deploy leaves appBase as it was (deploy_war already put back or removed
-                    # the expanded folder): the new WAR goes, the one it replaced comes back
-                    if copied:
-                        support.remove_tree(target, [app_base])
-                    if replaced is not None:
-                        os.rename(replaced, target)
-                    config.restored(cname, target)
-                elif replaced is not None:
-                    support.remove_tree(replaced, [app_base])
-        if ctx is None:
-            raise DeployError("deploying %s failed (the reason is in the server log); "
-                              "any previous version keeps serving" % cname.display)
+        self.deployer(host).install_war(cname, war)
         return "deployed %s" % cname.display
 
     def undeploy(self, name, host_name=None):
         host = self.find_host(host_name)
-        config = self.deployer(host)
         cname = _cname(name)
-        with config.lock:
-            app = config.apps.get(cname.name)
-            if app is None:
-                raise DeployError("no application %s deployed by pycat on %s" % (cname.display, host.name))
-            # the folder a WAR was expanded into goes with it; a docBase elsewhere is never touched
-            config.undeploy(app, remove_files=app.expanded)
-            # what Tomcat's manager deletes: <base>.war and <base>/ in appBase, <base>.xml in the config base
-            app_base = host.get_app_base_path()
-            support.remove_tree(os.path.join(app_base, cname.base_name + ".war"), [app_base])
-            support.remove_tree(os.path.join(app_base, cname.base_name), [app_base])
-            config_base = config.config_base()
-            descriptor = os.path.join(config_base, cname.base_name + ".xml")
-            if app.descriptor and os.path.realpath(app.descriptor) == os.path.realpath(descriptor):
-                support.remove_tree(descriptor, [config_base])
+        self.deployer(host).remove_app(cname)
         return "undeployed %s" % cname.display
+
+
+    # -- the farm (pycat farm list / deploy / undeploy) --------------------------------------------
+    def farm(self, host_name=None):
+        host = self.find_host(host_name)
+        farm = support.farm_deployer(host)
+        if farm is None:
+            raise DeployError("Host %s has no running FarmWarDeployer (a <Deployer> in its <Cluster>)" % host.name)
+        return farm
+
+    def farm_list(self, host_name=None):
+        return self.farm(host_name).farm_list()
+
+    def farm_deploy(self, war, name=None, host_name=None):
+        if not isinstance(war, str) or not os.path.isabs(war) or not os.path.isfile(war):
+            raise DeployError("war must be the absolute path of an existing .war file, not %r" % (war,))
+        cname = _cname(name or os.path.basename(war))
+        deployed, sent, members = self.farm(host_name).publish(war, cname.base_name + ".war")
+        if not deployed:
+            raise DeployError("%s was not deployed on this node (the reason is in its log; any previous version "
+                              "keeps serving); sent to %d of %d member(s), which log their own result"
+                              % (cname.display, sent, members))
+        return "deployed %s here and sent it to %d of %d member(s)" % (cname.display, sent, members)
+
+    def farm_undeploy(self, name, host_name=None):
+        cname = _cname(name)
+        told = self.farm(host_name).unpublish(cname.base_name + ".war")
+        return "undeployed %s here and told %d member(s)" % (cname.display, told)
 
 
 def _cname(name):
@@ -314,6 +307,13 @@ class ManagerEndpoint(Lifecycle):
                                                               request.get("host"))}
             if cmd == "undeploy":
                 return {"ok": True, "message": channel.undeploy(request.get("name"), request.get("host"))}
+            if cmd == "farm-list":
+                return {"ok": True, "wars": channel.farm_list(request.get("host"))}
+            if cmd == "farm-deploy":
+                return {"ok": True, "message": channel.farm_deploy(request.get("war"), request.get("name"),
+                                                                   request.get("host"))}
+            if cmd == "farm-undeploy":
+                return {"ok": True, "message": channel.farm_undeploy(request.get("name"), request.get("host"))}
             return {"ok": False, "error": "unknown command %r" % (cmd,)}
         except DeployError as exc:
             return {"ok": False, "error": str(exc)}

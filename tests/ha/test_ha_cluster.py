@@ -126,13 +126,13 @@ def test_default_channel_is_tomcats():
     assert [type(i).__name__ for i in own.interceptors] == ["ThroughputInterceptor"]
 
 
-def test_the_deployer_is_refused_clearly_and_a_manager_template_must_be_a_manager():
+def test_a_deployer_and_a_manager_template_must_be_what_they_say():
     c = SimpleTcpCluster()
     # <Manager> is the manager template (tests/ha/test_ha_manager_seam.py); only a manager will do
     with pytest.raises(ConfigError, match=r"<Manager> inside <Cluster> must be a session manager, not object"):
         c.set_manager_template(object())
-    with pytest.raises(ConfigError, match=r"<Deployer> inside <Cluster> is not implemented in this version "
-                                          r"of pycat \(planned: farm deployment\)"):
+    with pytest.raises(ConfigError, match=r"<Deployer> inside <Cluster> must be a cluster deployer \(a "
+                                          r"FarmWarDeployer\), not object"):
         c.set_cluster_deployer(object())
 
 

@@ -1,6 +1,6 @@
 """Two real nodes (`pycat run` subprocesses) whose server.xml Engine holds the cluster how-to's
 <Cluster> with each of its three <Channel> configurations: they see each other, and a graceful stop
-is seen at once. `pycat configtest` refuses the full how-to block (DeltaManager...) clearly."""
+is seen at once. `pycat configtest --strict` takes the full how-to block (DeltaManager, FarmWarDeployer...)."""
 import os
 import pathlib
 import re
@@ -112,27 +112,23 @@ FULL_HOWTO = """<Manager className="org.apache.catalina.ha.session.DeltaManager"
 
 
 @pytest.mark.timeout(60)
-def test_configtest_takes_the_full_howto_block_but_its_deployer(tmp_path):
-    """The how-to's whole <Cluster> loads (DeltaManager, both valves, the listener); only the
-    FarmWarDeployer is refused, clearly, at its line. Without it, configtest --strict passes."""
+def test_configtest_takes_the_full_howto_block(tmp_path):
+    """The how-to's whole <Cluster> loads (DeltaManager, both valves, the FarmWarDeployer, the
+    listener): configtest --strict passes; a misspelt attribute of the Deployer is named at its line."""
     xml = server_xml_with(FULL_HOWTO.format(channel=howto_channels()[0]))
-    # lxml gives an element the line where its start tag ends
-    line = next(n for n, text in enumerate(xml.splitlines(), 1) if "watchEnabled=" in text)
     base = make_base(tmp_path / "full", free_port(), server_xml=xml)
-    result = subprocess.run(pycat_cmd("configtest"), env=node_env(base), capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
-    assert re.search(r"server\.xml:%d <Server/Service/Engine/Cluster/Deployer>: Tomcat class "
-                     r"org\.apache\.catalina\.ha\.deploy\.FarmWarDeployer is recognised but not implemented in "
-                     r"this version of pycat \(planned: farm deployment\); remove the element" % line,
-                     result.stderr), result.stderr
-    assert "Traceback" not in result.stderr and "ModuleNotFoundError" not in result.stderr
-
-    without = re.sub(r"<Deployer .*?/>", "", xml, flags=re.S)
-    assert "Deployer" not in without and "DeltaManager" in without
-    base = make_base(tmp_path / "nodeployer", free_port(), server_xml=without)
     result = subprocess.run(pycat_cmd("configtest", "--strict"), env=node_env(base), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+    # positive control: --strict does look at the Deployer's attributes
+    bad = xml.replace('watchEnabled="false"', 'watchEnabeld="false"')
+    line = next(n for n, text in enumerate(bad.splitlines(), 1) if "watchEnabeld=" in text)
+    base = make_base(tmp_path / "typo", free_port(), server_xml=bad)
+    result = subprocess.run(pycat_cmd("configtest", "--strict"), env=node_env(base), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0
+    assert "server.xml:%d" % line in result.stderr and "watchEnabeld" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.timeout(60)
