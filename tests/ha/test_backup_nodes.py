@@ -12,9 +12,13 @@ as that node's map sees each session).
   primary moves its sessions (a new primary and backup each), none lost.
 """
 import collections
+import os
+import pathlib
+import re
 import time
 
 import pytest
+from lxml import etree
 
 from cluster_harness import SYNC, User, cluster_factory, install_app, wait_until  # noqa: F401
 from httpd import Httpd, LoadClients, require_apache2
@@ -164,3 +168,54 @@ def test_node_without_the_app_holds_nothing_and_a_graceful_stop_moves_the_sessio
         assert user.get(node2, "/get?name=k").json["value"] == str(k)
     for node in cluster.nodes:
         assert "Traceback" not in node.log(), node.tail(200)
+
+
+HOWTO_BACKUP = pathlib.Path(__file__).parents[1] / "fixtures" / "howto-backup-example.xml"
+
+
+def howto_backup_cluster(node, group, mcast_port):
+    """The how-to's "Configuration Example" <Cluster>, as printed, with only addresses, ports and
+    folders made this node's: Membership on the test's loopback group, Receiver on 127.0.0.1 and
+    the node's port, the Deployer's folders under the node's base (deployDir is its appBase)."""
+    cluster = etree.parse(str(HOWTO_BACKUP)).getroot()
+    membership = cluster.find("Channel/Membership")
+    membership.set("address", group)
+    membership.set("port", str(mcast_port))
+    membership.set("bind", "127.0.0.1")
+    receiver = cluster.find("Channel/Receiver")
+    receiver.set("address", "127.0.0.1")
+    receiver.set("port", str(node.rx_port))
+    deployer = cluster.find("Deployer")
+    for attr, path in (("tempDir", "temp/war-temp"), ("deployDir", "webapps"), ("watchDir", "war-listen")):
+        deployer.set(attr, os.path.join(str(node.base), path))
+    return etree.tostring(cluster, encoding="unicode")
+
+
+@pytest.mark.timeout(120)
+def test_the_howto_configuration_example_boots_and_fails_over(cluster_factory):
+    cluster = cluster_factory(2, send_options=SYNC, manager="backup")
+    for node in cluster.nodes:
+        path = os.path.join(str(node.base), "conf", "server.xml")
+        with open(path) as fh:
+            xml = fh.read()
+        group, port = re.search(r'McastService" address="([^"]+)"\s+port="(\d+)"', xml).groups()
+        xml = re.sub(r"<Cluster .*?</Cluster>", lambda m: howto_backup_cluster(node, group, port), xml, flags=re.S)
+        assert "mapSendOptions" in xml and "FarmWarDeployer" in xml and "ThroughputInterceptor" in xml
+        with open(path, "w") as fh:
+            fh.write(xml)
+    cluster.start()
+    node1, node2 = cluster.nodes
+    assert node1.info()["manager_class"] == "pycat.ha.session.backup_manager.BackupManager"
+    user = User()
+    sid = user.get(node1, "/set?name=k&value=v").json["id"]
+    node2.wait_peek(sid, lambda p: p["role"] == "backup" and p["attributes"] == {"k": "v"},
+                    what="node2 to hold the backup")
+    assert node1.peek(sid)["role"] == "primary"
+    node1.kill()
+    # the example configures only a ReplicationValve, so no JvmRouteBinderValve renames the id: the
+    # session goes on under its id, with node2 now its primary
+    resp = user.get(node2, "/get?name=k")
+    assert resp.json == {"id": sid, "value": "v"}
+    assert node2.peek(sid)["role"] == "primary"
+    for node in cluster.nodes:
+        assert "Traceback" not in node.log(), node.tail(100)
