@@ -9,11 +9,16 @@ lock everybody else out; ``maxThreads`` bounds the requests being processed at o
 ``acceptCount`` is the listen backlog. TLS: ``SSLEnabled="true"`` plus nested
 <SSLHostConfig>/<Certificate> PEM files (ssl.py); several host configs select by SNI.
 
-AJP is not implemented: an AJP connector logs a warning and stays unbound, so a Tomcat 6
-server.xml (which has one active) still starts.
+With ``protocol="AJP/1.3"`` (or Tomcat's Ajp*Protocol class names) the same Connector speaks AJP
+to a web server in front (ajp.py over the pure ajp_packet.py), through the same Adapter into the
+Engine. As Tomcat 9.0.31+: it listens on the loopback address unless ``address`` says otherwise,
+and with ``secretRequired="true"`` (the default) and no ``secret`` it refuses to start (an error
+in the log; the other connectors serve), so a stock server.xml whose AJP connector has no secret
+still starts, without an open AJP port.
 """
 import itertools
 import logging
+import re
 import socket
 
 import gevent
@@ -24,7 +29,9 @@ from pycat.attrs import Attr
 from pycat.errors import ConfigError, LifecycleError
 from pycat.lifecycle import Lifecycle
 from pycat.netutil import bind_failure, listen_tcp
+from pycat.connector import ajp_packet
 from pycat.connector.adapter import Adapter
+from pycat.connector.ajp import AjpAdapter, AjpServer
 from pycat.connector.handler import PycatWSGIServer
 from pycat.connector.ssl import attribute_hint as tls_attribute_hint, set_connector_attribute
 
@@ -52,8 +59,7 @@ IGNORED_PROPERTIES = {
     "allowHostHeaderMismatch", "continueResponseTiming", "rejectIllegalHeader", "relaxedPathChars",
     "relaxedQueryChars", "maxCookieCount", "asyncTimeout", "maxSwallowSize", "discardFacades",
     "xpoweredBy", "enforceEncodingInGetWriter", "useIPVHosts", "parseBodyMethods",
-    "allowTrace", "encodedSolidusHandling", "secretRequired", "secret", "tomcatAuthentication",
-    "tomcatAuthorization", "packetSize", "requiredSecret", "allowedRequestAttributesPattern",
+    "allowTrace", "encodedSolidusHandling", "ajpFlush", "clientCertProvider",
 }
 
 
@@ -78,8 +84,8 @@ def _ms(value):
 
 class Connector(Lifecycle):
     port = Attr(int, 8080, "TCP port; 0 picks a free one (see bound_port)")
-    address = Attr(str, None, "Address to bind (default: all)")
-    protocol = Attr(str, "HTTP/1.1", "HTTP/1.1 (or Http11*Protocol class names); AJP is not supported")
+    address = Attr(str, None, "Address to bind (default: all; for AJP the loopback address, as Tomcat 9.0.31+)")
+    protocol = Attr(str, "HTTP/1.1", "HTTP/1.1 or AJP/1.3 (or Tomcat's Http11*Protocol / Ajp*Protocol class names)")
     scheme = Attr(str, "http", "Scheme reported to apps")
     secure = Attr(bool, False, "request.secure for apps")
     ssl_enabled = Attr(bool, False, "Serve TLS", xml="SSLEnabled")
@@ -112,6 +118,17 @@ class Connector(Lifecycle):
     connection_upload_timeout = Attr(int, 300000, "Kept")
     disable_upload_timeout = Attr(bool, True, "Kept")
     stop_timeout = Attr(float, 5.0, "Seconds stop() waits for requests in progress")
+    # AJP only (Tomcat's AbstractAjpProtocol)
+    secret_required = Attr(bool, True, "AJP: refuse to start without a secret (Ghostcat, CVE-2020-1938)")
+    secret = Attr(str, None, "AJP: the secret every request must carry (httpd: secret= / worker.X.secret)",
+                  aliases=("requiredSecret",))
+    allowed_request_attributes_pattern = Attr(str, None, "AJP: regular expression (matched whole) of the "
+                                              "request attributes accepted beyond the protocol's own; "
+                                              "others are answered 403")
+    packet_size = Attr(int, ajp_packet.DEFAULT_PACKET_SIZE, "AJP: largest packet in bytes (8192..65536; "
+                       "httpd's max_packet_size / ProxyIOBufferSize must match)")
+    tomcat_authentication = Attr(bool, True, "AJP: false takes the user httpd authenticated as remote_user")
+    tomcat_authorization = Attr(bool, False, "AJP: kept (pycat has no remote-user authorization step)")
 
     def __init__(self):
         super().__init__()
@@ -196,10 +213,27 @@ class Connector(Lifecycle):
         return default
 
     # -- lifecycle -----------------------------------------------------------------------
+    def ajp_refusal(self):
+        """Why this AJP connector must not start (Tomcat's AbstractAjpProtocol.start), or None."""
+        if self.secret_required and not self.secret:
+            return ('The AJP Connector is configured with secretRequired="true" but the secret '
+                    'attribute is either null or "". This combination is not valid.')
+        return None
+
     def _init(self):
         # Tomcat's bindOnInit: the port is taken at init, so a port in use fails the Server's
         # init before any app of the node is deployed (pycat.core.server)
-        if not self.is_ajp and self.protocol in HTTP_PROTOCOLS:
+        if self.is_ajp:
+            ajp_packet.check_packet_size(self.packet_size)
+            if self.allowed_request_attributes_pattern:
+                try:
+                    re.compile(self.allowed_request_attributes_pattern)
+                except re.error as exc:
+                    raise ConfigError("Connector allowedRequestAttributesPattern %r: %s"
+                                      % (self.allowed_request_attributes_pattern, exc)) from None
+            if self.ajp_refusal() is None:
+                self._bound_socket = self._bind()
+        elif self.protocol in HTTP_PROTOCOLS:
             self._bound_socket = self._bind()
 
     def _close_bound_socket(self):
@@ -209,14 +243,19 @@ class Connector(Lifecycle):
 
     def _start(self):
         if self.is_ajp:
-            log.warning("Connector port %d: protocol %s (AJP) is not supported yet; not listening",
-                        self.port, self.protocol)
-            return
-        if self.protocol not in HTTP_PROTOCOLS:
-            raise ConfigError("Connector protocol %r is not supported (use HTTP/1.1)" % self.protocol)
+            refusal = self.ajp_refusal()
+            if refusal is not None:
+                # Tomcat fails this connector and serves on the others
+                log.error("Failed to start Connector[AJP/1.3-%d]: %s Not listening.", self.port, refusal)
+                return
+        elif self.protocol not in HTTP_PROTOCOLS:
+            raise ConfigError("Connector protocol %r is not supported (use HTTP/1.1 or AJP/1.3)" % self.protocol)
         engine = self.service.container if self.service is not None else None
         if engine is None:
             raise LifecycleError("Connector port %d has no Service with an Engine" % self.port)
+        if self.is_ajp:
+            self._start_ajp(engine)
+            return
         ssl_context = self._ssl_context()
         if ssl_context is not None and "scheme" not in self.__dict__:
             # a TLS connector reports https unless told otherwise
@@ -224,14 +263,7 @@ class Connector(Lifecycle):
         if self._bound_socket is None:          # started again after a stop()
             self._bound_socket = self._bind()
         listener = self._bound_socket
-        executor = self.find_executor()
-        if executor is not None:
-            executor.start()                      # normally already started by the Service
-            self.workers = executor.workers       # shared with every connector naming it
-        else:
-            self.workers = gevent.lock.BoundedSemaphore(self.worker_count())
-        self.pool = gevent.pool.Pool(self.connection_limit(), greenlet_class=_connection_greenlets(
-            "%s-%d-exec" % ("https" if ssl_context is not None else "http", self.bound_port)))
+        self._workers_and_pool("https" if ssl_context is not None else "http")
         self.adapter = Adapter(self, engine)
         kwargs = {}
         if ssl_context is not None:
@@ -255,8 +287,43 @@ class Connector(Lifecycle):
                  "s" if ssl_context else "", self.bound_port, self.address or "0.0.0.0",
                  self.bound_port, self.worker_count(), self.connection_limit() or "unbounded")
 
+    def _workers_and_pool(self, name):
+        executor = self.find_executor()
+        if executor is not None:
+            executor.start()                      # normally already started by the Service
+            self.workers = executor.workers       # shared with every connector naming it
+        else:
+            self.workers = gevent.lock.BoundedSemaphore(self.worker_count())
+        self.pool = gevent.pool.Pool(self.connection_limit(), greenlet_class=_connection_greenlets(
+            "%s-%d-exec" % (name, self.bound_port)))
+
+    def _start_ajp(self, engine):
+        if self._bound_socket is None:          # started again after a stop()
+            self._bound_socket = self._bind()
+        listener = self._bound_socket
+        self._workers_and_pool("ajp")
+        self.adapter = AjpAdapter(self, engine)
+        # Tomcat's AJP defaults: no timeout unless connectionTimeout is set (httpd pools its
+        # connections and expects them to stay); keepAliveTimeout follows connectionTimeout
+        timeout = _ms(self.connection_timeout) if "connection_timeout" in self.__dict__ else None
+        kat = self.keep_alive_timeout
+        pattern = self.allowed_request_attributes_pattern
+        server = AjpServer(listener, self, self.adapter, self.pool, timeout,
+                           timeout if kat is None else _ms(kat), re.compile(pattern) if pattern else None)
+        server.start()
+        self.wsgi_server = server
+        self._bound_socket = None
+        log.info("Starting ProtocolHandler [\"ajp-%s\"] on %s:%d (%d workers, %s connections, packetSize %d)",
+                 self.bound_port, self.bind_address(), self.bound_port, self.worker_count(),
+                 self.connection_limit() or "unbounded", self.packet_size)
+
+    def bind_address(self):
+        if self.address:
+            return self.address
+        return "127.0.0.1" if self.is_ajp else "0.0.0.0"
+
     def _bind(self):
-        host = self.address or "0.0.0.0"
+        host = self.bind_address()
         port = self.port
         server = self.service.server if self.service is not None else None
         if server is not None and port > 0:

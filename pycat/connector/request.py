@@ -75,8 +75,9 @@ class Request:
         self.mapping_redirect = None
         addr = environ.get("REMOTE_ADDR", "")
         self.remote_addr = addr
-        self.remote_host = addr
-        self.peer_addr = addr
+        # a proxy protocol (AJP) forwards the client's host name and its own address separately
+        self.remote_host = environ.get("REMOTE_HOST") or addr
+        self.peer_addr = environ.get("pycat.peer_addr") or addr
         if scheme is not None:
             self.scheme = scheme
             self.secure = secure
@@ -217,6 +218,11 @@ class Request:
         self._server_port = value
 
     @property
+    def is_secure(self):
+        """The servlet API's isSecure(): TLS to the client (forwarded by AJP from httpd's mod_ssl)."""
+        return self.secure
+
+    @property
     def remote_port(self):
         port = self.environ.get("REMOTE_PORT")
         return int(port) if port else -1
@@ -231,6 +237,10 @@ class Request:
     @property
     def local_addr(self):
         if self._local_addr is None:
+            forwarded = self.environ.get("pycat.local_addr")     # AJP's AJP_LOCAL_ADDR
+            if forwarded:
+                self._local_addr = forwarded
+                return forwarded
             handler = self.environ.get("pycat.handler")
             try:
                 self._local_addr = handler.socket.getsockname()[0]
