@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TESTS, "integration"))
 sys.path.insert(0, os.path.join(TESTS, "ha"))
-from httpd import MODULES_DIR, Httpd, _run_as  # noqa: E402
+from httpd import MODULES_DIR, Httpd  # noqa: E402
 from node_helpers import free_port, make_base, read, wait_until  # noqa: E402
 
 SECRET = "s3cret-for-tests"
@@ -175,24 +175,9 @@ class AjpFront(Httpd):
         return "\n".join(lines) + "\n"
 
     def config(self):
-        modules = list(PROXY_MODULES)
-        lines = ["# written by tests/ajp/ajp_front.py", 'ServerRoot "%s"' % self.dir]
-        lines += ['<IfModule !%s_module>\n  LoadModule %s_module "%s/mod_%s.so"\n</IfModule>' % (m, m, MODULES_DIR, m)
-                  for m in modules]
-        if self.mode == "jk":
-            lines.append('LoadModule jk_module "%s"' % JK_MODULE)
-        run_as = _run_as()
-        if run_as:
-            lines += ['User "%s"' % run_as[0], 'Group "%s"' % run_as[1]]
+        extra = ['LoadModule jk_module "%s"' % JK_MODULE] if self.mode == "jk" else []
+        lines = self.server_lines("tests/ajp/ajp_front.py", list(PROXY_MODULES), extra)
         lines += [
-            "ServerName 127.0.0.1",
-            "Listen 127.0.0.1:%d" % self.port,
-            'DefaultRuntimeDir "%s"' % self.run_dir,
-            'PidFile "%s"' % self.pid_file,
-            'Mutex file:%s default' % self.run_dir,
-            'DocumentRoot "%s"' % os.path.join(self.dir, "htdocs"),
-            'ErrorLog "%s"' % self.error_log,
-            "LogLevel %s" % self.log_level,
             'CustomLog "%s" "%%h \\"%%r\\" %%>s %%b %%D"' % self.access_log,
             "StartServers 1", "ServerLimit 2", "ThreadsPerChild 64", "MaxRequestWorkers 128",
             "MinSpareThreads 16", "MaxSpareThreads 128",

@@ -110,16 +110,18 @@ class Httpd:
         self.proc = None
 
     # -- configuration ------------------------------------------------------------------------------
-    def config(self):
-        lines = ["# written by tests/ha/httpd.py", "ServerRoot \"%s\"" % self.dir]
+    def server_lines(self, writer, modules=MODULES, extra=()):
+        """The head of a configuration: modules, user, address, run files, logs (subclasses share it)."""
+        lines = ["# written by %s" % writer, "ServerRoot \"%s\"" % self.dir]
         # Debian builds unixd and log_config into the binary: load a module only when it is not
         # there already ("module unixd_module is built-in and can't be loaded" otherwise)
         lines += ['<IfModule !%s_module>\n  LoadModule %s_module "%s/mod_%s.so"\n</IfModule>' % (m, m, MODULES_DIR, m)
-                  for m in MODULES]
+                  for m in modules]
+        lines += list(extra)
         run_as = _run_as()
         if run_as:
             lines += ['User "%s"' % run_as[0], 'Group "%s"' % run_as[1]]
-        lines += [
+        return lines + [
             "ServerName 127.0.0.1",
             "Listen 127.0.0.1:%d" % self.port,
             'DefaultRuntimeDir "%s"' % self.run_dir,
@@ -128,6 +130,11 @@ class Httpd:
             'DocumentRoot "%s"' % os.path.join(self.dir, "htdocs"),
             'ErrorLog "%s"' % self.error_log,
             "LogLevel %s" % self.log_level,
+        ]
+
+    def config(self):
+        lines = self.server_lines("tests/ha/httpd.py")
+        lines += [
             'LogFormat "%s" balanced' % ACCESS_FORMAT,
             'CustomLog "%s" balanced' % self.access_log,
             # a small event MPM: 2 processes x 25 threads to start, 100 workers at most
