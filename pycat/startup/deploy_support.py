@@ -135,6 +135,29 @@ def place_file(source, target, move=False):
         os.unlink(source)
 
 
+def copy_app_folder(source, dest, max_size=None, max_entries=None):
+    """Copy the app folder ``source`` to the new folder ``dest`` (the manager's deploy of a
+    folder). Refused, DeployError: a symbolic link anywhere in it (the copy must hold only what
+    the folder itself holds), more than ``max_entries`` entries or ``max_size`` bytes (the
+    limits a WAR's expansion has; None or -1 for none)."""
+    if not os.path.isdir(source) or os.path.islink(source):
+        raise DeployError("%s is not a folder" % source)
+    entries = size = 0
+    for root, dirs, files in os.walk(source):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            if os.path.islink(full):
+                raise DeployError("%s is a symbolic link; an app folder to deploy may hold none" % full)
+            entries += 1
+            if name in files:
+                size += os.path.getsize(full)
+        if max_entries is not None and max_entries >= 0 and entries > max_entries:
+            raise DeployError("%s has more than %d entries (maxExpandedEntries)" % (source, max_entries))
+        if max_size is not None and max_size >= 0 and size > max_size:
+            raise DeployError("%s holds more than %d bytes (maxExpandedSize)" % (source, max_size))
+    shutil.copytree(source, dest, symlinks=True)
+
+
 def _war_stamp(war):
     sig = signature(war)
     return "%s %s\n" % sig if sig else ""

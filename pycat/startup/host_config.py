@@ -488,6 +488,84 @@ class HostConfig:
                 support.remove_tree(descriptor, [config_base])
             return app is not None
 
+    # -- for the manager web app (webapps/manager: /manager/text start, stop, reload, deploy) ------
+    # The manager reaches this object as ``context.parent.deployer`` (the Host's, set on its
+    # before_start event); these are the whole of what it may ask, each under the deployer's
+    # lock so a command never interleaves with a background check or another deploy.
+    def is_deployed(self, cname):
+        """True when this deployer deployed ``cname`` (so it may undeploy it); a Context that
+        server.xml defines is not (Tomcat's HostConfig.isDeployed)."""
+        app = self.apps.get(cname.name)
+        return app is not None and (app.war or app.folder or app.descriptor) is not None \
+            and _find_child(self.host, cname.name) is app.context
+
+    def stop_app(self, ctx):
+        """Stop a Context and keep it in the Host (Tomcat's manager stop): its requests in flight
+        finish first (up to its unloadDelay); later ones are answered 503 by the Context valve."""
+        with self.lock, cooperative():
+            self.host.drain(ctx, getattr(ctx, "unload_delay", 2000) / 1000.0)
+            ctx.stop()
+
+    def start_app(self, ctx):
+        """Start a stopped Context again with the app's own import loader bound, as a deploy
+        does; DeployError (the reason) when it does not come up."""
+        with self.lock, cooperative():
+            loader = getattr(ctx, "loader", None)
+            try:
+                if loader is not None:
+                    with loader.bound():
+                        ctx.start()
+                else:
+                    ctx.start()
+                support.verify_context(ctx)
+            except Exception as exc:
+                raise DeployError(support.describe(exc)) from exc
+            app = self.apps.get(ctx.name)
+            if app is not None and app.context is ctx:
+                app.snapshot()
+
+    def reload_app(self, ctx):
+        """Reload a running Context now (requests wait meanwhile), whether this deployer or
+        server.xml made it. DeployError when it did not come back."""
+        with self.lock, cooperative():
+            app = self.apps.get(ctx.name)
+            if app is None or app.context is not ctx:
+                app = DeployedApp(ContextName(ctx.path, getattr(ctx, "webapp_version", "")), ctx)
+            self.reload(app)
+            if not ctx.state.available:
+                raise DeployError("%s did not start again (the reason is in the server log)" % app.cname.display)
+
+    def install_directory(self, cname, source):
+        """Copy the folder ``source`` into appBase as ``<base name>/`` and deploy it now (Tomcat's
+        manager ``deploy?war=/some/folder``). The copy is made beside the target under a hidden
+        name and renamed into place, so no scan sees it half done; it refuses symbolic links and
+        the Host's expansion limits (maxExpandedSize, maxExpandedEntries) apply as to a WAR. On
+        failure appBase is as it was. A ``source`` that already is that folder is deployed in
+        place. Returns the Context; DeployError when the deploy failed."""
+        app_base = self.host.get_app_base_path()
+        target = os.path.join(app_base, cname.base_name)
+        with self.lock:
+            if os.path.realpath(source) == os.path.realpath(target):
+                return self.deploy_now(cname)
+            if cname.name in self.apps or os.path.lexists(target) or \
+                    os.path.lexists(os.path.join(app_base, cname.base_name + ".war")):
+                raise DeployError("%s already has files in %s; undeploy it first" % (cname.display, app_base))
+            staging = support.sibling(target, "uploading")
+            support.remove_tree(staging, [app_base])
+            try:
+                support.copy_app_folder(source, staging, getattr(self.host, "max_expanded_size", None),
+                                        getattr(self.host, "max_expanded_entries", None))
+                os.rename(staging, target)
+            except Exception:
+                support.remove_tree(staging, [app_base])
+                raise
+            ctx = self.deploy_now(cname)
+            if ctx is None:
+                support.remove_tree(target, [app_base])
+                self.failed.pop(target, None)
+                raise DeployError("deploying %s failed (the reason is in the server log)" % cname.display)
+            return ctx
+
     def restored(self, cname, war):
         """The deploy channel put ``war`` back as it was before a failed deploy_now: what the
         app serving ``cname`` (if any) runs is the baseline again, not a change to redeploy."""
