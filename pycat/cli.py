@@ -1,5 +1,5 @@
 """The ``pycat`` command: run / start / stop / configtest / version (Tomcat's catalina.sh verbs),
-and deploy / undeploy / list / farm against a running node.
+and deploy / undeploy / list / farm / cluster status against a running node.
 
 Options and environment follow Tomcat: CATALINA_BASE, CATALINA_HOME, CATALINA_PID, CATALINA_OUT,
 ``-Dname=value`` (repeatable; -D entries of JAVA_OPTS and CATALINA_OPTS are honoured too, the
@@ -383,6 +383,76 @@ def farm_undeploy(base, home, config, defines, name, host_name):
     """Undeploy an application on every node of the farm (NAME: /app, app, app##2, ROOT)."""
     reply = _manager_call(base, home, config, {"cmd": "farm-undeploy", "name": name, "host": host_name})
     click.echo("OK - %s" % reply["message"])
+
+
+@main.group()
+def cluster():
+    """The cluster as this node sees it."""
+
+
+@cluster.command("status")
+@node_options
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (/manager/cluster/json's).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the node.")
+def cluster_status(base, home, config, defines, as_json, timeout):
+    """Members, distributable apps' managers, farm and cluster valves of the running node."""
+    import json
+
+    status = _manager_call(base, home, config, {"cmd": "cluster-status"}, timeout)["status"]
+    if as_json:
+        click.echo(json.dumps(status, indent=2, sort_keys=True))
+        return
+    for line in cluster_status_lines(status):
+        click.echo(line)
+
+
+def cluster_status_lines(status):
+    """cluster_status()'s dict (pycat.startup.manager_api) as readable lines."""
+    def secs(ms):
+        return "-" if ms is None else "%.1fs" % (ms / 1000.0)
+
+    def member(m, note=""):
+        return "    %-28s domain=%-10s alive %-9s id %s%s" % (m["name"], m["domain"] or "-", secs(m["alive_ms"]),
+                                                            m["id"][:12], note)
+
+    out = []
+    if not status["clusters"]:
+        out.append("This node has no <Cluster>.")
+    for c in status["clusters"]:
+        out.append("Cluster %s (%s, in %s)" % (c["name"], c["state"], c["container"]))
+        out.append("  Members (%d besides this node):" % len(c["members"]))
+        if c["local_member"]:
+            out.append(member(c["local_member"], "  (this node)"))
+        for m in c["members"]:
+            out.append(member(m))
+        out.append("  Distributable applications:")
+        if not c["managers"]:
+            out.append("    (none)")
+        for m in c["managers"]:
+            sessions = (m["sessions"] or {}).get("active")
+            line = "    %-24s %s  sessions here: %s" % (m["name"], m["class"].rsplit(".", 1)[-1], sessions)
+            if "roles" in m:
+                line += "  roles: %s" % (", ".join("%s=%s" % kv for kv in sorted(m["roles"].items())) or "-")
+            if m.get("state_transfer_seconds") is not None:
+                line += "  state transfer: %.0f ms" % (m["state_transfer_seconds"] * 1000)
+            out.append(line)
+            if m["counters"]:
+                out.append("      " + " ".join("%s=%s" % kv for kv in m["counters"].items()))
+        out.append("  Valves:")
+        if not c["valves"]:
+            out.append("    (none)")
+        for v in c["valves"]:
+            out.append("    %s%s" % (v["class"], "" if "enabled" not in v else "  enabled=%s" % str(v["enabled"]).lower()))
+        farm = c.get("farm")
+        if farm:
+            out.append("  Farm (%s):" % farm["class"].rsplit(".", 1)[-1])
+            if farm.get("error"):
+                out.append("    %s" % farm["error"])
+            for war in farm.get("wars") or ():
+                out.append("    %s  %s  version %s  %s bytes" % (war["war"], war.get("path", ""), war["version"], war["size"]))
+                for node, state in sorted((war.get("nodes") or {}).items()):
+                    out.append("      %-40s %s" % (node, state))
+    return out
 
 
 if __name__ == "__main__":

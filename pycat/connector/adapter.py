@@ -19,6 +19,36 @@ from pycat.connector.uri import BadUri, normalize
 log = logging.getLogger(__name__)
 
 
+class RequestStats:
+    """What the manager's status page shows of a Connector or a Context (Tomcat's
+    RequestGroupInfo): requests, error answers (status >= 400), body bytes sent, processing time."""
+    __slots__ = ("request_count", "error_count", "bytes_sent", "processing_time", "max_time")
+
+    def __init__(self):
+        self.request_count = self.error_count = self.bytes_sent = 0
+        self.processing_time = self.max_time = 0.0
+
+    def add(self, status, sent, seconds):
+        self.request_count += 1
+        if status >= 400:
+            self.error_count += 1
+        self.bytes_sent += sent
+        self.processing_time += seconds
+        if seconds > self.max_time:
+            self.max_time = seconds
+
+
+def _count(connector, context, response, seconds):
+    """One request's figures, into its Connector's and its Context's ``request_stats``."""
+    status, sent = response.status, response.bytes_sent
+    for owner in (connector, context):
+        if owner is not None:
+            stats = owner.__dict__.get("request_stats")
+            if stats is None:
+                stats = owner.request_stats = RequestStats()
+            stats.add(status, sent, seconds)
+
+
 class Adapter:
     def __init__(self, connector, engine):
         self.connector = connector
@@ -82,6 +112,7 @@ class Adapter:
             else:
                 response.reset()
                 response.status = 500
+        _count(self.connector, request.context, response, time.time() - now)
         try:
             return response.finish()
         except (ValueError, UnicodeError) as exc:

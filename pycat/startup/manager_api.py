@@ -15,6 +15,9 @@ JSON object -- and reads ONE line of JSON back, then both close::
                               "tcp://127.0.0.1:4001": "running"}}]}
     -> <token> {"cmd": "farm-deploy", "war": "/abs/app.war", "name": "app", "host": null}
     -> <token> {"cmd": "farm-undeploy", "name": "/app", "host": null}
+    -> <token> {"cmd": "cluster-status"}       (or "server-status")
+    <- {"ok": true, "status": {...}}     the dict /manager/cluster/json (/manager/status/json) answers,
+                                         built by cluster_status() (server_status()) below
 
 Safety: the listener binds 127.0.0.1 only, on a port chosen by the OS; the port and a random
 256-bit token are written to ``$CATALINA_BASE/work/pycat-manager.json`` with mode 0600, so only
@@ -41,6 +44,8 @@ deployer through ``host.deployer`` (its HostConfig). Its listener, a ManagerEndp
 with the first Host whose HostConfig starts with ``deployApi`` on and stopped with the last Host.
 Nothing here is module state: two Servers in one process have two channels.
 """
+import collections
+import gc
 import hmac
 import json
 import logging
@@ -50,7 +55,9 @@ import socket
 import time
 
 import gevent
+import greenlet
 
+import pycat
 from pycat.errors import DeployError
 from pycat.fileutil import atomic_write
 from pycat.lifecycle import Lifecycle
@@ -134,6 +141,14 @@ class DeployChannel:
             if name is None or host.name == name or name in getattr(host, "aliases", ()):
                 return host
         raise DeployError("no Host named %r" % name)
+
+    def server(self):
+        """The Server whose Hosts this channel serves."""
+        for host in self.hosts:
+            server = host.get_server()
+            if server is not None:
+                return server
+        raise DeployError("no started Host")
 
     @staticmethod
     def deployer(host):
@@ -314,12 +329,184 @@ class ManagerEndpoint(Lifecycle):
                                                                    request.get("host"))}
             if cmd == "farm-undeploy":
                 return {"ok": True, "message": channel.farm_undeploy(request.get("name"), request.get("host"))}
+            if cmd == "cluster-status":
+                return {"ok": True, "status": cluster_status(channel.server())}
+            if cmd == "server-status":
+                return {"ok": True, "status": server_status(channel.server())}
             return {"ok": False, "error": "unknown command %r" % (cmd,)}
         except DeployError as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:
             log.exception("Deploy channel: %s failed", cmd)
             return {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+
+
+# -- status: /manager/status/json, /manager/cluster/json and `pycat cluster status` ------------------
+# One builder each, shared by the manager app (which imports them) and the deploy channel's
+# "server-status" / "cluster-status" commands, so the page and the command line show the same dict.
+_MODULE_LOADED = time.time()
+
+
+def _process_start():
+    """The process's start time (wall clock), from /proc where there is one."""
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            up = float(fh.read().split()[0])
+        return time.time() - up + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return _MODULE_LOADED
+
+
+def _rss_bytes():
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024      # the peak, on Linux in KiB
+    except (ImportError, OSError):
+        return None
+
+
+def _greenlet_count():
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet))
+
+
+def _stats(owner):
+    stats = getattr(owner, "request_stats", None)
+    if stats is None:
+        return {"requests": 0, "errors": 0, "bytes_sent": 0, "processing_ms": 0.0, "avg_ms": 0.0, "max_ms": 0.0}
+    n = stats.request_count
+    return {"requests": n, "errors": stats.error_count, "bytes_sent": stats.bytes_sent,
+            "processing_ms": round(stats.processing_time * 1000, 3),
+            "avg_ms": round(stats.processing_time * 1000 / n, 3) if n else 0.0,
+            "max_ms": round(stats.max_time * 1000, 3)}
+
+
+def _class_name(obj):
+    return "%s.%s" % (type(obj).__module__, type(obj).__qualname__)
+
+
+def _sessions(manager):
+    if manager is None:
+        return None
+    try:
+        active = manager.active_sessions
+    except Exception:
+        active = None
+    return {"active": active, "created": getattr(manager, "session_counter", 0),
+            "expired": getattr(manager, "expired_sessions", 0), "rejected": getattr(manager, "rejected_sessions", 0),
+            "max_active": getattr(manager, "max_active", 0)}
+
+
+def _hosts(server):
+    for service in getattr(server, "services", ()):
+        engine = service.container
+        if engine is None:
+            continue
+        for host in engine.find_children():
+            yield service, engine, host
+
+
+def server_status(server):
+    """Server and process figures, then per connector and per app: what the container counts."""
+    now = time.time()
+    started = _process_start()
+    out = {"time": now, "server_info": pycat.SERVER_INFO, "pid": os.getpid(),
+           "started": started, "uptime_seconds": round(now - started, 3), "rss_bytes": _rss_bytes(),
+           "greenlets": _greenlet_count(), "connectors": [], "apps": []}
+    for service in getattr(server, "services", ()):
+        for connector in service.connectors:
+            pool, workers = getattr(connector, "pool", None), getattr(connector, "workers", None)
+            row = {"service": service.name, "protocol": connector.protocol, "port": connector.bound_port or connector.port,
+                   "state": connector.state.value,
+                   "open_connections": len(pool) if pool is not None else None,
+                   "max_connections": connector.connection_limit() if pool is not None else None}
+            if workers is not None and hasattr(workers, "counter"):
+                limit = connector.worker_count()
+                row.update(busy_workers=max(0, limit - workers.counter), max_workers=limit)
+            row.update(_stats(connector))
+            out["connectors"].append(row)
+    for service, engine, host in _hosts(server):
+        for ctx in host.find_children():
+            row = {"host": host.name, "name": ctx.name, "path": ctx.path or "/",
+                   "version": getattr(ctx, "webapp_version", "") or "", "state": ctx.state.value,
+                   "distributable": bool(getattr(ctx, "distributable", False)),
+                   "sessions": _sessions(getattr(ctx, "manager", None))}
+            row.update(_stats(ctx))
+            out["apps"].append(row)
+    return out
+
+
+def _member(member, local=False):
+    if member is None:
+        return None
+    alive = member.alive_time
+    if local and getattr(member, "service_start_time", None) is not None:
+        alive = int(time.monotonic() * 1000) - member.service_start_time
+    domain = member.domain
+    return {"name": member.name, "host": member.hostname, "port": member.port,
+            "domain": domain.decode("utf-8", "replace") if isinstance(domain, bytes) else str(domain or ""),
+            "id": member.unique_id.hex(), "alive_ms": alive, "local": local}
+
+
+def _manager_row(name, manager):
+    ctx = getattr(manager, "context", None)
+    row = {"name": name, "context": getattr(ctx, "name", None), "class": _class_name(manager),
+           "sessions": _sessions(manager),
+           "counters": {k[len("counter_"):]: v for k, v in sorted(vars(manager).items())
+                        if k.startswith("counter_") and isinstance(v, (int, float))}}
+    roles = getattr(manager, "roles", None)
+    if callable(roles):
+        try:
+            row["roles"] = dict(collections.Counter(roles().values()))
+        except Exception as exc:
+            row["roles"] = {"error": "%s: %s" % (type(exc).__name__, exc)}
+    if hasattr(manager, "state_transfer_seconds"):
+        row["state_transfer_seconds"] = manager.state_transfer_seconds
+    return row
+
+
+def cluster_status(server, farm_members=True):
+    """This node's view of each cluster (one per Engine or Host that has one): members, the
+    distributable apps' managers, the farm, the cluster valves."""
+    clusters, seen = [], set()
+    for service, engine, host in _hosts(server):
+        for owner in (engine, host):
+            cluster = getattr(owner, "cluster", None)
+            if cluster is None or id(cluster) in seen:
+                continue
+            seen.add(id(cluster))
+            channel = cluster.channel
+            members = list(channel.get_members()) if channel is not None else []
+            row = {"name": cluster.get_cluster_name(), "class": _class_name(cluster),
+                   "container": getattr(owner, "name", None), "state": cluster.state.value,
+                   "local_member": _member(cluster.get_local_member(), local=True),
+                   "members": [_member(m) for m in members],
+                   "managers": [_manager_row(name, m) for name, m in sorted(cluster.managers.items())],
+                   "valves": [], "farm": None}
+            for valve in cluster.valves:
+                v = {"class": _class_name(valve)}
+                if hasattr(valve, "enabled"):
+                    v["enabled"] = bool(valve.enabled)
+                row["valves"].append(v)
+            farm = getattr(cluster, "deployer", None)
+            if farm is not None and getattr(farm, "state", None) is not None and farm.state.available:
+                try:
+                    wars = farm.farm_list() if farm_members else [
+                        {"war": e.war, "version": e.stamp, "size": e.size, "running": e.running, "removed": e.removed}
+                        for e in farm.inventory()]
+                    row["farm"] = {"class": _class_name(farm), "wars": wars}
+                except Exception as exc:
+                    row["farm"] = {"class": _class_name(farm), "error": "%s: %s" % (type(exc).__name__, exc)}
+            clusters.append(row)
+    return {"time": time.time(), "pid": os.getpid(), "clusters": clusters}
 
 
 # -- client side (the CLI) ------------------------------------------------------------------------

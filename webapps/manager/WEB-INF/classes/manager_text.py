@@ -505,7 +505,9 @@ HELP_403 = """<!doctype html>
 (127.0.0.1 or ::1). To reach it from elsewhere, edit the RemoteAddrValve in
 <code>webapps/manager/META-INF/context.xml</code> (a redeploy follows).</p>
 <p>If you logged in, your user lacks the role this interface needs: <code>/manager/text</code>
-needs <code>manager-script</code>. Add it to the user's roles in <code>conf/tomcat-users.xml</code>,
+needs <code>manager-script</code>; <code>/manager/status</code> and <code>/manager/cluster</code>
+need <code>manager-status</code> (or <code>manager-gui</code>, <code>manager-script</code>). Add it to
+the user's roles in <code>conf/tomcat-users.xml</code>,
 for example</p>
 <pre>&lt;user username="deployer" password="&lt;choose-one&gt;" roles="manager-script"/&gt;</pre>
 </body></html>
