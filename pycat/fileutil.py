@@ -16,6 +16,7 @@ looks): HostConfig watches appBase with them, and a farm deployer watching a fol
 the same, so they live here rather than in the deployer.
 """
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -196,3 +197,22 @@ class StableFiles:
 
     def __contains__(self, path):
         return path in self._seen
+
+
+def place_file(source, target, move=False):
+    """Put the file ``source`` at ``target`` in one step a scan can never see half done: renamed
+    when ``move`` and both lie on one file system, else copied to a hidden temp name beside
+    ``target`` and renamed over it (then ``source`` is removed when ``move``). ``source`` is
+    always a file the caller made itself (a finished farm transfer in tempDir, a manager upload),
+    never a name from a peer or a request."""
+    if move:
+        try:
+            os.replace(source, target)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+    with open(source, "rb") as src, atomic_write(target, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    if move:
+        os.unlink(source)

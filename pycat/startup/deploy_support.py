@@ -6,7 +6,7 @@ This module holds no state: the deployer of a Host is its HostConfig (``host.dep
 deploy channel that serves ``pycat deploy`` belongs to the Server (pycat.startup.manager_api).
 The generic file signatures (``signature``, ``tree_signature``) are pycat.fileutil's.
 """
-import errno
+import contextlib
 import logging
 import os
 import shutil
@@ -14,7 +14,7 @@ import shutil
 from pycat import attrs, reflect
 from pycat.core.host import DEFAULT_CONTEXT_CLASS
 from pycat.errors import ConfigError, DeployError
-from pycat.fileutil import atomic_write, remove_inside, resolve_inside, signature, tree_signature
+from pycat.fileutil import remove_inside, resolve_inside, signature, tree_signature
 from pycat.webapp.loader import WebappLoader
 
 log = logging.getLogger(__name__)
@@ -116,23 +116,6 @@ def expanded_folder(host, cname, config_base):
                 "it is expanded into %s instead", host.name, cname.base_name, work)
     os.makedirs(os.path.dirname(work), exist_ok=True)
     return work
-
-
-def place_file(source, target, move=False):
-    """Put the file ``source`` at ``target`` in one step a scan can never see half done: renamed
-    when ``move`` and both lie on one file system, else copied to a hidden temp name beside
-    ``target`` and renamed over it (then ``source`` is removed when ``move``)."""
-    if move:
-        try:
-            os.replace(source, target)
-            return
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-    with open(source, "rb") as src, atomic_write(target, "wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
-    if move:
-        os.unlink(source)
 
 
 def copy_app_folder(source, dest, max_size=None, max_entries=None):
@@ -290,12 +273,15 @@ def carry_sessions(new_ctx, old_ctx):
     new_m, old_m = getattr(new_ctx, "manager", None), getattr(old_ctx, "manager", None)
     if new_m is None or old_m is None or not callable(getattr(new_m, "take_over", None)):
         return
-    loader = getattr(new_ctx, "loader", None)
-    if loader is not None:
-        with loader.bound():
-            new_m.take_over(old_m)
-    else:
+    with app_loader_bound(new_ctx):
         new_m.take_over(old_m)
+
+
+def app_loader_bound(ctx):
+    """A context manager binding the Context's import loader (its app's modules resolve as the
+    app's), or doing nothing when it has none."""
+    loader = getattr(ctx, "loader", None)
+    return loader.bound() if loader is not None else contextlib.nullcontext()
 
 
 def describe(exc):

@@ -48,7 +48,7 @@ import re
 import gevent.lock
 
 from pycat.errors import DeployError
-from pycat.fileutil import StableFiles, resolve_inside, signature
+from pycat.fileutil import StableFiles, place_file, resolve_inside, signature
 from pycat.startup import deploy_support as support
 from pycat.startup.manager_api import DeployChannel
 from pycat.webapp.cooperate import cooperative
@@ -375,11 +375,7 @@ class HostConfig:
         try:
             host.drain(ctx, getattr(ctx, "unload_delay", 2000) / 1000.0)
             ctx.stop()
-            loader = getattr(ctx, "loader", None)
-            if loader is not None:
-                with loader.bound():
-                    ctx.start()
-            else:
+            with support.app_loader_bound(ctx):
                 ctx.start()
             support.verify_context(ctx)
             log.info("%s: reloading context %s is completed", host.name, app.cname.display)
@@ -446,7 +442,7 @@ class HostConfig:
             ctx = None
             placed = False
             try:
-                support.place_file(source, target, move)
+                place_file(source, target, move)
                 placed = True
                 ctx = self.deploy_now(cname)
             finally:
@@ -510,12 +506,8 @@ class HostConfig:
         """Start a stopped Context again with the app's own import loader bound, as a deploy
         does; DeployError (the reason) when it does not come up."""
         with self.lock, cooperative():
-            loader = getattr(ctx, "loader", None)
             try:
-                if loader is not None:
-                    with loader.bound():
-                        ctx.start()
-                else:
+                with support.app_loader_bound(ctx):
                     ctx.start()
                 support.verify_context(ctx)
             except Exception as exc:

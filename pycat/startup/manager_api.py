@@ -374,8 +374,17 @@ def _rss_bytes():
         return None
 
 
-def _greenlet_count():
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet))
+_greenlets = [0.0, 0]          # (when counted, how many): a walk of the heap costs, the page polls
+
+
+def _greenlet_count(max_age=30.0):
+    """Live greenlets, counted by walking every object the collector tracks (gevent keeps no
+    registry): on a node holding many sessions that takes a while, so a count is reused for
+    ``max_age`` seconds however often the status page polls."""
+    now = time.monotonic()
+    if now - _greenlets[0] >= max_age or not _greenlets[1]:
+        _greenlets[:] = [now, sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet))]
+    return _greenlets[1]
 
 
 def _stats(owner):

@@ -25,11 +25,8 @@ USERS = """<?xml version="1.0" encoding="UTF-8"?>
   <user username="plain" password="plain-pw" roles="tomcat"/>
 </tomcat-users>
 """
-NAMING = """<GlobalNamingResources>
-    <Resource name="UserDatabase" auth="Container" type="org.apache.catalina.UserDatabase"
-              factory="org.apache.catalina.users.MemoryUserDatabaseFactory" pathname="conf/tomcat-users.xml"/>
-  </GlobalNamingResources>
-  <Service name="Catalina">"""
+from test_manager_text import REALM as NAMING  # noqa: E402  (the shipped realm's user database)
+
 ENGINE = 'jvmRoute="${jvm.route:-node0}" backgroundProcessorDelay="1">'
 REALM = ('\n      <Realm className="org.apache.catalina.realm.UserDatabaseRealm" resourceName="UserDatabase"/>')
 # this tree's pycat for the nodes (the manager app imports pycat.startup.manager_api)

@@ -46,7 +46,7 @@ import gevent.lock
 
 from pycat.attrs import Attr
 from pycat.errors import ChannelError, ConfigError, DeployError, ProtocolError
-from pycat.fileutil import atomic_write, remove_inside, resolve_inside
+from pycat.fileutil import atomic_write, place_file, remove_inside, resolve_inside
 from pycat.ha.cluster_listener import ClusterListener
 from pycat.ha.cluster_message import ClusterMessage
 from pycat.ha.deploy import farm_message as fm
@@ -359,18 +359,7 @@ class FarmWarDeployer(Lifecycle, ClusterListener):
         if resolve_inside(target, [app_base]) is None:
             raise DeployError("%s would not lie inside appBase %s" % (target, app_base))
         os.makedirs(app_base, exist_ok=True)
-        if move:
-            try:
-                os.replace(path, target)
-                return
-            except OSError:
-                pass
-        with open(path, "rb") as src, atomic_write(target, "wb") as out:
-            while True:
-                data = src.read(1024 * 1024)
-                if not data:
-                    break
-                out.write(data)
+        place_file(path, target, move)
 
     def _undeploy_here(self, cname, war, record):
         with self._install_lock:
