@@ -420,6 +420,8 @@ def cluster_status_lines(status):
         out.append("This node has no <Cluster>.")
     for c in status["clusters"]:
         out.append("Cluster %s (%s, in %s)" % (c["name"], c["state"], c["container"]))
+        if c.get("turnover") is not None:
+            out.append("  Turnover mode (this node's JvmRouteBinderValve): %s" % ("on" if c["turnover"] else "off"))
         out.append("  Members (%d besides this node):" % len(c["members"]))
         if c["local_member"]:
             out.append(member(c["local_member"], "  (this node)"))
@@ -433,6 +435,8 @@ def cluster_status_lines(status):
             line = "    %-24s %s  sessions here: %s" % (m["name"], m["class"].rsplit(".", 1)[-1], sessions)
             if "roles" in m:
                 line += "  roles: %s" % (", ".join("%s=%s" % kv for kv in sorted(m["roles"].items())) or "-")
+            if m.get("replications"):
+                line += "  avg replication: %.2f ms (%d)" % (m["avg_replication_ms"], m["replications"])
             if m.get("state_transfer_seconds") is not None:
                 line += "  state transfer: %.0f ms" % (m["state_transfer_seconds"] * 1000)
             out.append(line)

@@ -18,6 +18,8 @@ JSON object -- and reads ONE line of JSON back, then both close::
     -> <token> {"cmd": "cluster-status"}       (or "server-status")
     <- {"ok": true, "status": {...}}     the dict /manager/cluster/json (/manager/status/json) answers,
                                          built by cluster_status() (server_status()) below
+    -> <token> {"cmd": "cluster-turnover", "enabled": true}     this node's JvmRouteBinderValves
+    <- {"ok": true, "message": "turnover mode on: 1 JvmRouteBinderValve(s) enabled on this node"}
 
 Safety: the listener binds 127.0.0.1 only, on a port chosen by the OS; the port and a random
 256-bit token are written to ``$CATALINA_BASE/work/pycat-manager.json`` with mode 0600, so only
@@ -333,6 +335,13 @@ class ManagerEndpoint(Lifecycle):
                 return {"ok": True, "status": cluster_status(channel.server())}
             if cmd == "server-status":
                 return {"ok": True, "status": server_status(channel.server())}
+            if cmd == "cluster-turnover":
+                enabled = request.get("enabled")
+                if not isinstance(enabled, bool):
+                    return {"ok": False, "error": "enabled must be true or false"}
+                count = set_turnover(channel.server(), enabled)
+                return {"ok": True, "message": "turnover mode %s: %d JvmRouteBinderValve(s) %s on this node"
+                        % ("on" if enabled else "off", count, "enabled" if enabled else "disabled")}
             return {"ok": False, "error": "unknown command %r" % (cmd,)}
         except DeployError as exc:
             return {"ok": False, "error": str(exc)}
@@ -453,7 +462,17 @@ def server_status(server):
     return out
 
 
-def _member(member, local=False):
+def _route(owner):
+    """The jvmRoute of the Engine holding (or above) a cluster's container, or None."""
+    while owner is not None:
+        route = getattr(owner, "jvm_route", None)
+        if route:
+            return route
+        owner = getattr(owner, "parent", None)
+    return None
+
+
+def _member(member, local=False, route=None):
     if member is None:
         return None
     alive = member.alive_time
@@ -462,7 +481,8 @@ def _member(member, local=False):
     domain = member.domain
     return {"name": member.name, "host": member.hostname, "port": member.port,
             "domain": domain.decode("utf-8", "replace") if isinstance(domain, bytes) else str(domain or ""),
-            "id": member.unique_id.hex(), "alive_ms": alive, "local": local}
+            "id": member.unique_id.hex(), "alive_ms": alive, "local": local,
+            **({"route": route} if local else {})}
 
 
 def _manager_row(name, manager):
@@ -479,43 +499,90 @@ def _manager_row(name, manager):
             row["roles"] = {"error": "%s: %s" % (type(exc).__name__, exc)}
     if hasattr(manager, "state_transfer_seconds"):
         row["state_transfer_seconds"] = manager.state_transfer_seconds
+    # ClusterManagerBase.request_completed: from a request's end to its message written (async)
+    # or acknowledged (sync), over the requests that sent one
+    count = getattr(manager, "replication_count", 0) or 0
+    row["replications"] = count
+    row["avg_replication_ms"] = round(manager.replication_seconds * 1000 / count, 3) if count else 0.0
     return row
 
 
-def cluster_status(server, farm_members=True):
-    """This node's view of each cluster (one per Engine or Host that has one): members, the
-    distributable apps' managers, the farm, the cluster valves."""
-    clusters, seen = [], set()
+def _binder_valves(cluster):
+    from pycat.ha.jvm_route_binder import JvmRouteBinderValve
+    return [v for v in getattr(cluster, "valves", ()) if isinstance(v, JvmRouteBinderValve)]
+
+
+def _clusters(server):
+    """Each cluster of the server once, with the container (Engine or Host) that holds it."""
+    seen = set()
     for service, engine, host in _hosts(server):
         for owner in (engine, host):
             cluster = getattr(owner, "cluster", None)
             if cluster is None or id(cluster) in seen:
                 continue
             seen.add(id(cluster))
-            channel = cluster.channel
-            members = list(channel.get_members()) if channel is not None else []
-            row = {"name": cluster.get_cluster_name(), "class": _class_name(cluster),
-                   "container": getattr(owner, "name", None), "state": cluster.state.value,
-                   "local_member": _member(cluster.get_local_member(), local=True),
-                   "members": [_member(m) for m in members],
-                   "managers": [_manager_row(name, m) for name, m in sorted(cluster.managers.items())],
-                   "valves": [], "farm": None}
-            for valve in cluster.valves:
-                v = {"class": _class_name(valve)}
-                if hasattr(valve, "enabled"):
-                    v["enabled"] = bool(valve.enabled)
-                row["valves"].append(v)
-            farm = getattr(cluster, "deployer", None)
-            if farm is not None and getattr(farm, "state", None) is not None and farm.state.available:
-                try:
-                    wars = farm.farm_list() if farm_members else [
-                        {"war": e.war, "version": e.stamp, "size": e.size, "running": e.running, "removed": e.removed}
-                        for e in farm.inventory()]
-                    row["farm"] = {"class": _class_name(farm), "wars": wars}
-                except Exception as exc:
-                    row["farm"] = {"class": _class_name(farm), "error": "%s: %s" % (type(exc).__name__, exc)}
-            clusters.append(row)
-    return {"time": time.time(), "pid": os.getpid(), "clusters": clusters}
+            yield owner, cluster
+
+
+def _turnover(clusters_valves):
+    """True when every JvmRouteBinderValve given is enabled, False when one is not, None with none."""
+    valves = [v for vs in clusters_valves for v in vs]
+    return all(bool(v.enabled) for v in valves) if valves else None
+
+
+def turnover_state(server):
+    """cluster_status()'s top-level ``turnover`` without the rest of it."""
+    return _turnover([_binder_valves(cluster) for _, cluster in _clusters(server)])
+
+
+def set_turnover(server, enabled):
+    """Cluster-howto's "turnover mode": enable (or disable) the JvmRouteBinderValve of every
+    cluster on this node, so that it takes over the sessions of a node about to be stopped (the
+    balancer sends their users here, and this valve gives the sessions this node's route).
+    Returns the number of valves set; DeployError when this node has none."""
+    valves = [v for _, cluster in _clusters(server) for v in _binder_valves(cluster)]
+    if not valves:
+        raise DeployError("this node has no cluster with a JvmRouteBinderValve")
+    for valve in valves:
+        valve.enabled = bool(enabled)
+    log.info("Turnover mode %s: %d JvmRouteBinderValve(s) of this node %s", "on" if enabled else "off",
+             len(valves), "enabled" if enabled else "disabled")
+    return len(valves)
+
+
+def cluster_status(server, farm_members=True):
+    """This node's view of each cluster (one per Engine or Host that has one): members, the
+    distributable apps' managers (with their average replication time), the farm, the cluster
+    valves, and ``turnover``: whether the cluster's JvmRouteBinderValve is enabled (None without
+    one); the top-level ``turnover`` is the same over every cluster of the node."""
+    clusters, binders = [], []
+    for owner, cluster in _clusters(server):
+        channel = cluster.channel
+        members = list(channel.get_members()) if channel is not None else []
+        row = {"name": cluster.get_cluster_name(), "class": _class_name(cluster),
+               "container": getattr(owner, "name", None), "state": cluster.state.value,
+               "local_member": _member(cluster.get_local_member(), local=True, route=_route(owner)),
+               "members": [_member(m) for m in members],
+               "managers": [_manager_row(name, m) for name, m in sorted(cluster.managers.items())],
+               "valves": [], "farm": None}
+        for valve in cluster.valves:
+            v = {"class": _class_name(valve)}
+            if hasattr(valve, "enabled"):
+                v["enabled"] = bool(valve.enabled)
+            row["valves"].append(v)
+        binders.append(_binder_valves(cluster))
+        row["turnover"] = _turnover(binders[-1:])
+        farm = getattr(cluster, "deployer", None)
+        if farm is not None and getattr(farm, "state", None) is not None and farm.state.available:
+            try:
+                wars = farm.farm_list() if farm_members else [
+                    {"war": e.war, "version": e.stamp, "size": e.size, "running": e.running, "removed": e.removed}
+                    for e in farm.inventory()]
+                row["farm"] = {"class": _class_name(farm), "wars": wars}
+            except Exception as exc:
+                row["farm"] = {"class": _class_name(farm), "error": "%s: %s" % (type(exc).__name__, exc)}
+        clusters.append(row)
+    return {"time": time.time(), "pid": os.getpid(), "turnover": _turnover(binders), "clusters": clusters}
 
 
 # -- client side (the CLI) ------------------------------------------------------------------------

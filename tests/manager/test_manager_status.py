@@ -5,10 +5,13 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 
+import lxml.html
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -21,6 +24,7 @@ from node_helpers import HOME, Procs, node_env, pycat_cmd  # noqa: E402
 USERS = """<?xml version="1.0" encoding="UTF-8"?>
 <tomcat-users xmlns="http://tomcat.apache.org/xml" version="1.0">
   <user username="watcher" password="w-pw" roles="manager-status"/>
+  <user username="admin" password="a-pw" roles="manager-gui"/>
   <user username="deployer" password="s3cret" roles="manager-script"/>
   <user username="plain" password="plain-pw" roles="tomcat"/>
 </tomcat-users>
@@ -184,6 +188,7 @@ def test_pycat_cluster_status_prints_both_members(cluster):
     assert "tcp://127.0.0.1:%d" % a.rx_port in out and "(this node)" in out
     assert "tcp://127.0.0.1:%d" % b.rx_port in out
     assert "DeltaManager" in out and "JvmRouteBinderValve  enabled=true" in out
+    assert "Turnover mode (this node's JvmRouteBinderValve): on" in out
     res = subprocess.run(pycat_cmd("cluster", "status", "--json", "--base", a.base), env=env, capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0, res.stderr
@@ -193,3 +198,136 @@ def test_pycat_cluster_status_prints_both_members(cluster):
     assert doc.keys() == page.keys()
     assert [m["port"] for m in doc["clusters"][0]["members"]] == [b.rx_port]
     assert doc["clusters"][0]["local_member"]["id"] == page["clusters"][0]["local_member"]["id"]
+
+
+# -- turnover mode, replication times, the members picture -------------------------------------------
+NONCE = "org.apache.catalina.filters.CSRF_NONCE"
+
+
+class Gui:
+    """A manager-gui user's browser on one node's /manager: BASIC credentials and the session cookie
+    (which the CSRF nonces belong to)."""
+
+    def __init__(self, node, user="admin", password="a-pw"):
+        self.node, self.user, self.password, self.cookie = node, user, password, None
+
+    def request(self, method, path, fields=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.node.http_port, timeout=15)
+        try:
+            headers = {"Authorization": "Basic " + base64.b64encode(
+                ("%s:%s" % (self.user, self.password)).encode()).decode()}
+            if self.cookie:
+                headers["Cookie"] = "JSESSIONID=" + self.cookie
+            body = None
+            if fields is not None:
+                body = urllib.parse.urlencode(fields)
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            status, cookie, text = resp.status, resp.getheader("Set-Cookie") or "", resp.read().decode("utf-8")
+        finally:
+            conn.close()
+        m = re.search(r"JSESSIONID=([^;]+)", cookie)
+        if m:
+            self.cookie = m.group(1)
+        return status, text
+
+
+def turnover_form(gui):
+    status, text = gui.request("GET", "/manager/cluster")
+    assert status == 200, text[:300]
+    doc = lxml.html.fromstring(text)
+    forms = doc.xpath('//form[@id="turnover" and @method="post"]')
+    assert len(forms) == 1 and len(forms[0].xpath(".//button")) == 1
+    return doc, forms[0]
+
+
+def binder_enabled(node):
+    view = the_cluster(node)
+    return [v["enabled"] for v in view["valves"] if v["class"].endswith("JvmRouteBinderValve")]
+
+
+def test_turnover_mode_switches_this_nodes_binder_valve(cluster):
+    a, b = cluster.nodes
+    assert get_json(a, "/manager/cluster/json")["turnover"] is True
+    assert get_json(b, "/manager/cluster/json")["turnover"] is True and the_cluster(b)["turnover"] is True
+    gui = Gui(b)
+    doc, form = turnover_form(gui)
+    assert doc.get_element_by_id("turnover-state").text_content() == "on"
+    assert form.xpath('.//input[@name="enabled"]')[0].get("value") == "false"
+    action = form.get("action")
+    assert action.startswith("/manager/cluster/turnover?") and NONCE in action
+    # a read-only user sees no form
+    status, _, body = get(b, "/manager/cluster", "watcher", "w-pw")
+    assert status == 200 and 'id="turnover"' not in body
+
+    # while b's valve is on, a session made on a moves to b's route when its user comes to b
+    moved = User()
+    assert moved.get(a, "/set?name=k&value=1").json["id"].endswith(".node1")
+    assert moved.get(b, "/get?name=k").json["id"].endswith(".node2")
+
+    # refused, and nothing changes: no nonce; a user without manager-gui (the role constraint
+    # refuses it before the CSRF filter runs: the log has no nonce refusal for these users)
+    bare = action.split("?")[0]
+    assert gui.request("POST", bare, {"enabled": "false"})[0] == 403
+    for user, password in (("watcher", "w-pw"), ("deployer", "s3cret")):
+        other = Gui(b, user, password)
+        assert other.request("GET", "/manager/cluster")[0] == 200
+        assert other.request("POST", action, {"enabled": "false"})[0] == 403, user
+        assert "CSRF nonce (user [%s]" % user not in b.log()
+    assert binder_enabled(b) == [True]
+
+    # the positive control: admin with the nonce turns it off, on b only
+    status, text = gui.request("POST", action, {"enabled": "false"})
+    assert status == 200
+    page = lxml.html.fromstring(text)
+    assert page.get_element_by_id("message").text_content() == \
+        "OK - Turnover mode off: 1 JvmRouteBinderValve(s) disabled on this node"
+    assert page.get_element_by_id("turnover-state").text_content() == "off"
+    assert binder_enabled(b) == [False] and get_json(b, "/manager/cluster/json")["turnover"] is False
+    assert binder_enabled(a) == [True]
+    try:
+        # now a session from a keeps its id on b
+        kept = User()
+        assert kept.get(a, "/set?name=k&value=2").json["id"].endswith(".node1")
+        assert kept.get(b, "/get?name=k").json == {"id": kept.sid, "value": "2"} and kept.sid.endswith(".node1")
+    finally:
+        doc, form = turnover_form(gui)
+        assert form.xpath('.//input[@name="enabled"]')[0].get("value") == "true"
+        status, text = gui.request("POST", form.get("action"), {"enabled": "true"})
+        assert status == 200
+    assert lxml.html.fromstring(text).get_element_by_id("message").text_content() == \
+        "OK - Turnover mode on: 1 JvmRouteBinderValve(s) enabled on this node"
+    assert binder_enabled(b) == [True]
+    again = User()
+    again.get(a, "/set?name=k&value=3")
+    assert again.get(b, "/get?name=k").json["id"].endswith(".node2")
+    log = b.log()
+    assert re.search(r"Manager: turnover\(false\) by user \[admin\] from \[127\.0\.0\.1\]: OK - Turnover mode off", log)
+    assert re.search(r"Manager: turnover\(true\) by user \[admin\] from \[127\.0\.0\.1\]: OK - Turnover mode on", log)
+    assert re.search(r"Manager: POST /manager/cluster/turnover refused: no valid CSRF nonce", log)
+
+
+def test_average_replication_time_per_app(cluster):
+    a, b = cluster.nodes
+    before = app_manager(the_cluster(a))
+    assert {"avg_replication_ms", "replications"} <= set(before)
+    users = [User() for _ in range(3)]
+    for user in users:
+        user.get(a, "/set?name=r&value=1")
+    users[0].get(a, "/get?name=r")          # reads nothing new: no message, not counted
+    after = app_manager(the_cluster(a))
+    assert after["replications"] == before["replications"] + 3
+    assert after["avg_replication_ms"] > 0
+    # SYNC: each waited for node2's acknowledgement, so it took a round trip, yet not seconds
+    assert after["avg_replication_ms"] < 5000
+
+
+def test_cluster_page_draws_the_members(cluster):
+    a = cluster.nodes[0]
+    status, ctype, body = get(a, "/manager/cluster", "admin", "a-pw")
+    assert status == 200
+    # the picture is drawn by the page's script from the JSON (a browser test looks at the DOM)
+    assert '"members-picture"' in body and 'class="member' in body and "member self" in body
+    view = the_cluster(a)
+    assert view["local_member"]["route"] == "node1"

@@ -488,12 +488,14 @@ HELP_401 = """<!doctype html>
 <html><head><meta charset="utf-8"><title>401 Unauthorized</title></head><body>
 <h1>401 Unauthorized</h1>
 <p>You are not authorized to view this page. If you have not changed any configuration files,
-examine <code>conf/tomcat-users.xml</code> in your installation: it ships with no user. The text
-interface (<code>/manager/text</code>) needs a user with the role <code>manager-script</code>, for
-example</p>
-<pre>&lt;user username="deployer" password="&lt;choose-one&gt;" roles="manager-script"/&gt;</pre>
+examine <code>conf/tomcat-users.xml</code> in your installation: it ships with no user. The HTML
+interface (<code>/manager/html</code>) needs a user with the role <code>manager-gui</code>, the text
+interface (<code>/manager/text</code>) one with the role <code>manager-script</code>, for example</p>
+<pre>&lt;user username="admin" password="&lt;choose-one&gt;" roles="manager-gui"/&gt;
+&lt;user username="deployer" password="&lt;choose-another&gt;" roles="manager-script"/&gt;</pre>
 <p>inside <code>&lt;tomcat-users&gt;</code>. The realm reads the file again at the next login: no
-restart is needed. Give <code>manager-script</code> only to the accounts of scripts and CI jobs.</p>
+restart is needed. Give <code>manager-script</code> only to the accounts of scripts and CI jobs, and
+not to a user who also has <code>manager-gui</code>.</p>
 </body></html>
 """
 
@@ -504,12 +506,17 @@ HELP_403 = """<!doctype html>
 <p>By default the manager is only reachable from a client on the same machine as the server
 (127.0.0.1 or ::1). To reach it from elsewhere, edit the RemoteAddrValve in
 <code>webapps/manager/META-INF/context.xml</code> (a redeploy follows).</p>
-<p>If you logged in, your user lacks the role this interface needs: <code>/manager/text</code>
-needs <code>manager-script</code>; <code>/manager/status</code> and <code>/manager/cluster</code>
-need <code>manager-status</code> (or <code>manager-gui</code>, <code>manager-script</code>). Add it to
-the user's roles in <code>conf/tomcat-users.xml</code>,
+<p>If you logged in, your user lacks the role this interface needs: <code>/manager/html</code>
+needs <code>manager-gui</code>; <code>/manager/text</code> needs <code>manager-script</code>;
+<code>/manager/status</code> and <code>/manager/cluster</code> need <code>manager-status</code> (or
+<code>manager-gui</code>, <code>manager-script</code>), and the cluster view's turnover switch
+<code>manager-gui</code>. Add it to the user's roles in <code>conf/tomcat-users.xml</code>,
 for example</p>
 <pre>&lt;user username="deployer" password="&lt;choose-one&gt;" roles="manager-script"/&gt;</pre>
+<p>If you have the role and came here from a button of the HTML manager, after using the browser's
+back button, a saved bookmark or a page left open long enough that its session ended, you met the
+protection against cross-site request forgery (CSRF): every action must carry a nonce recently issued
+to your session. Open <a href="/manager/html">/manager/html</a> again and repeat the action from there.</p>
 </body></html>
 """
 
