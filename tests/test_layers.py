@@ -23,6 +23,9 @@ LAYERS = [
     ("4", {"ha"}),
     ("5", {"startup"}),
     ("6", {"cli", "__main__"}),
+    # pycat.testing (the pytest plugin) drives nodes from outside: pycat.startup.manager_api.call and
+    # pycat.webapp.war.build_war in the test process, `pycat run` in subprocesses; nothing imports it
+    ("7", {"testing"}),
 ]
 
 # upward imports allowed by name, each for a reason; nothing else goes up

@@ -1,8 +1,9 @@
 """A real Apache httpd speaking AJP (mod_proxy_ajp or mod_jk) or HTTP (mod_proxy_http) to real pycat
 nodes, for the AJP tests and bench/ajp.py.
 
-* ``make_ajp_node(root, route, secret)``: a node folder whose server.xml has an HTTP connector and
-  an AJP connector (``secret``), both on 127.0.0.1, ``jvmRoute=route``, and ``webapps/app``, a
+* ``make_ajp_node(root, route, secret)``: an ``AjpNode`` (the plugin's Node, not started) whose
+  server.xml has an HTTP connector and an AJP connector (``secret``), both on 127.0.0.1 with free
+  ports, ``jvmRoute=route``, and ``webapps/app``, a
   WSGI app: ``/app/count`` counts requests in the session (``count=N route=R id=SID``),
   ``/app/body`` reads the whole request body and answers its length and SHA-256, ``/app/info``
   shows what the connector forwarded, ``/app/small`` is a fixed short answer (the bench).
@@ -14,7 +15,6 @@ nodes, for the AJP tests and bench/ajp.py.
   "proxy_http". ``secret=None`` sends no secret (what pycat must refuse).
 """
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -22,7 +22,8 @@ TESTS = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TESTS, "integration"))
 sys.path.insert(0, os.path.join(TESTS, "ha"))
 from httpd import MODULES_DIR, Httpd  # noqa: E402
-from node_helpers import free_port, make_base, read, wait_until  # noqa: E402
+
+from pycat.testing import Node  # noqa: E402
 
 SECRET = "s3cret-for-tests"
 
@@ -94,45 +95,40 @@ WEB_XML = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-class Node:
-    def __init__(self, base, route, http_port, ajp_port):
-        self.base, self.route, self.http_port, self.ajp_port = base, route, http_port, ajp_port
-        self.proc = None
+class AjpNode(Node):
+    """A node of the AJP tests (module doc): the plugin's Node named after its route, the AJP port
+    a free one (``${ajp.port}``), the secret a property."""
+
+    def __init__(self, base, route, secret=SECRET, ajp_extra="", **options):
+        super().__init__(base, NODE_XML.format(ajp_extra=ajp_extra), name=route,
+                         properties={"ajp.secret": secret}, **options)
+        self.route = route
+        self.ajp_port = self.ports["ajp"]
+        app = os.path.join(self.app_base, "app", "WEB-INF")
+        os.makedirs(os.path.join(app, "classes"), exist_ok=True)
+        with open(os.path.join(app, "web.xml"), "w") as fh:
+            fh.write(WEB_XML)
+        with open(os.path.join(app, "classes", "ajptest_app.py"), "w") as fh:
+            fh.write(APP)
 
     def log_text(self):
-        path = os.path.join(self.base, "logs", "run.out")
-        return read(path) if os.path.exists(path) else ""
+        return self.log()
 
 
 def make_ajp_node(root, route, secret=SECRET, ajp_extra=""):
-    http_port, ajp_port = free_port(), free_port()
-    base = make_base(root, http_port, server_xml=NODE_XML.format(ajp_extra=ajp_extra),
-                     properties="ajp.port=%d\najp.secret=%s\njvm.route=%s\n" % (ajp_port, secret, route))
-    app = os.path.join(base, "webapps", "app", "WEB-INF")
-    os.makedirs(os.path.join(app, "classes"), exist_ok=True)
-    with open(os.path.join(app, "web.xml"), "w") as fh:
-        fh.write(WEB_XML)
-    with open(os.path.join(app, "classes", "ajptest_app.py"), "w") as fh:
-        fh.write(APP)
-    return Node(base, route, http_port, ajp_port)
+    return AjpNode(root, route, secret, ajp_extra)
 
 
 def start_nodes(procs, nodes, timeout=60.0):
-    """``pycat run`` each node (output in logs/run.out); wait until every one answers on both ports."""
-    from node_helpers import node_env, pycat_cmd
+    """Start every node at once; wait until each answers on HTTP and has its AJP connector up.
+    ``procs`` (a node_helpers.Procs, or None) closes them at its cleanup."""
     for node in nodes:
-        out = open(os.path.join(node.base, "logs", "run.out"), "ab")
-        try:
-            node.proc = procs.popen(pycat_cmd("run"), env=node_env(node.base), stdout=out,
-                                    stderr=subprocess.STDOUT)
-        finally:
-            out.close()
-    from node_helpers import http_get
+        if procs is not None:
+            procs.add(node)
+        node.start(wait=False)
     for node in nodes:
-        wait_until(lambda: node.proc.poll() is not None or (http_get(node.http_port, "/app/small") or (0,))[0] == 200,
-                   timeout=timeout, message="pycat node %s" % node.route)
-        assert node.proc.poll() is None, node.log_text()[-4000:]
-        assert "ajp-%d" % node.ajp_port in node.log_text(), node.log_text()[-4000:]
+        node.wait_ready("/app/small", 200, timeout)
+        assert "ajp-%d" % node.ajp_port in node.log(), node.tail()
     return nodes
 
 

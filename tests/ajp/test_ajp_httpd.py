@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ajp_front import AjpFront, make_ajp_node, require_mod_jk, start_nodes  # noqa: E402
 from httpd import require_apache2  # noqa: E402
-from node_helpers import Procs, free_port, wait_until  # noqa: E402
+from node_helpers import free_port, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,11 +27,12 @@ MODES = ["proxy_ajp", "jk"]
 def nodes(tmp_path_factory):
     require_apache2()
     root = tmp_path_factory.mktemp("ajp-nodes")
-    procs = Procs()
+    made = [make_ajp_node(str(root / r), r) for r in ("node1", "node2")]
     try:
-        yield start_nodes(procs, [make_ajp_node(str(root / r), r) for r in ("node1", "node2")])
+        yield start_nodes(None, made)
     finally:
-        procs.cleanup()
+        for node in made:
+            node.close()
 
 
 @pytest.fixture

@@ -7,22 +7,14 @@ import socket
 
 import pytest
 
-from real_node import RealNode  # noqa: I100 - puts tests/integration on sys.path first
+from real_node import real_node  # noqa: F401 (a fixture)
 
 from deploy_helpers import app_files, write_folder, write_war
-from node_helpers import Procs, wait_until
-
-
-@pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    p.cleanup()
 
 
 def raw(node, line, source="127.0.0.1"):
     """Send one raw line to the node's deploy channel from ``source``; the reply line ('' if none)."""
-    with open(node.token_file) as fh:
+    with open(node.token_path) as fh:
         port = json.load(fh)["port"]
     with socket.socket() as sock:
         sock.settimeout(20)
@@ -39,19 +31,19 @@ def raw(node, line, source="127.0.0.1"):
 
 
 def token(node):
-    with open(node.token_file) as fh:
+    with open(node.token_path) as fh:
         return json.load(fh)["token"].encode()
 
 
 def settle(node, name):
     """Drop a WAR and wait until it serves: several background ticks have run by then."""
     write_war(os.path.join(node.webapps, name + ".war"), app_files(name, name))
-    wait_until(lambda: node.status("/%s/hello" % name) == 200, timeout=20, message=name)
+    node.wait_until(lambda: node.status("/%s/hello" % name) == 200, 20, name)
 
 
 @pytest.mark.timeout(120)
-def test_token_is_checked_before_the_body_is_parsed(tmp_path, procs):
-    node = RealNode(tmp_path, procs).start()
+def test_token_is_checked_before_the_body_is_parsed(tmp_path, real_node):
+    node = real_node().start()
     nested = b"[" * 60000 + b"\n"           # json.loads raises RecursionError on this
     assert json.loads(raw(node, nested)) == {"ok": False, "error": "bad token"}
     assert json.loads(raw(node, b'{"token": "nope", "cmd": "list"}\n')) == {"ok": False, "error": "bad token"}
@@ -64,12 +56,12 @@ def test_token_is_checked_before_the_body_is_parsed(tmp_path, procs):
     reply = json.loads(raw(node, token(node) + b' {"cmd": "list"}\n'))
     assert reply["ok"] is True and [a["name"] for a in reply["apps"]] == [""]
     assert "RecursionError" not in node.log() and "Traceback" not in node.log()
-    assert oct(os.stat(node.token_file).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(node.token_path).st_mode & 0o777) == "0o600"
 
 
 @pytest.mark.timeout(120)
-def test_refused_requests_are_logged_once_per_source(tmp_path, procs):
-    node = RealNode(tmp_path, procs).start()
+def test_refused_requests_are_logged_once_per_source(tmp_path, real_node):
+    node = real_node().start()
     for _ in range(20):
         assert "bad token" in raw(node, b"nope {}\n")
     # positive control: another source address (all of 127/8 is loopback) gets its own warning
@@ -100,15 +92,14 @@ class Counter(HttpServlet):
 
 
 def count(node, cookie=None):
-    status, headers, body = node.get("/shop/count", cookie)
-    assert status == 200, body
-    sid = headers["set-cookie"].split(";")[0].split("=", 1)[1] if "set-cookie" in headers else None
-    return body, sid
+    resp = node.get("/shop/count", headers={"Cookie": "JSESSIONID=" + cookie} if cookie else None)
+    assert resp.status == 200, resp.text
+    return resp.text, resp.cookies.get("JSESSIONID")
 
 
 @pytest.mark.timeout(180)
-def test_undeploy_forgets_the_sessions_and_a_redeploy_keeps_them(tmp_path, procs):
-    node = RealNode(tmp_path, procs).start()
+def test_undeploy_forgets_the_sessions_and_a_redeploy_keeps_them(tmp_path, real_node):
+    node = real_node().start()
     v1 = write_war(str(tmp_path / "v1.war"), counter_files(1))
     v2 = write_war(str(tmp_path / "v2.war"), counter_files(2))
     assert node.cli("deploy", v1, "--name", "shop").returncode == 0
@@ -130,8 +121,8 @@ def test_undeploy_forgets_the_sessions_and_a_redeploy_keeps_them(tmp_path, procs
     # an undeploy by autoDeploy (the WAR deleted) removes the work folder too
     count(node, new_sid)
     os.unlink(os.path.join(node.webapps, "shop.war"))
-    wait_until(lambda: node.status("/shop/count") == 404, timeout=20, message="undeployed")
-    wait_until(lambda: not os.path.exists(work), timeout=20, message="work folder removed")
+    node.wait_until(lambda: node.status("/shop/count") == 404, 20, "undeployed")
+    node.wait_until(lambda: not os.path.exists(work), 20, "work folder removed")
     assert "Refusing to remove" not in node.log()
 
 
@@ -139,8 +130,8 @@ BROKEN_IMPORT = {"WEB-INF/classes/app.py": "import no_such_module_anywhere\n"}
 
 
 @pytest.mark.timeout(180)
-def test_a_failed_deploy_leaves_app_base_as_it_was(tmp_path, procs):
-    node = RealNode(tmp_path, procs).start()
+def test_a_failed_deploy_leaves_app_base_as_it_was(tmp_path, real_node):
+    node = real_node().start()
     broken = write_war(str(tmp_path / "broken.war"), app_files(2, "b", extra=BROKEN_IMPORT))
     notzip = str(tmp_path / "notzip.war")
     with open(notzip, "wb") as fh:
@@ -168,7 +159,7 @@ def test_a_failed_deploy_leaves_app_base_as_it_was(tmp_path, procs):
         assert sorted(os.listdir(node.webapps)) == ["ROOT", "shop", "shop.war"]
         with open(os.path.join(node.webapps, "shop.war"), "rb") as fh:
             assert fh.read() == good_bytes
-        assert node.get("/shop/hello")[2] == "1 g more-g"
+        assert node.get("/shop/hello").text == "1 g more-g"
     # the WAR put back is the baseline again, not a change the next ticks redeploy
     before = node.log().count("redeploying /shop")
     settle(node, "later")
@@ -176,13 +167,13 @@ def test_a_failed_deploy_leaves_app_base_as_it_was(tmp_path, procs):
     # and a restart serves the same version from the same files
     node.stop()
     node.start()
-    assert node.get("/shop/hello")[2] == "1 g more-g"
+    assert node.get("/shop/hello").text == "1 g more-g"
     assert sorted(os.listdir(node.webapps)) == ["ROOT", "later", "later.war", "shop", "shop.war"]
 
 
 @pytest.mark.timeout(120)
-def test_undeploy_of_a_descriptor_app_never_removes_its_external_doc_base(tmp_path, procs):
-    node = RealNode(tmp_path, procs)
+def test_undeploy_of_a_descriptor_app_never_removes_its_external_doc_base(tmp_path, real_node):
+    node = real_node()
     outside = write_folder(tmp_path / "outside" / "ext", app_files("x", "x"))
     conf = os.path.join(node.base, "conf", "Catalina", "localhost")
     os.makedirs(conf)
@@ -190,7 +181,7 @@ def test_undeploy_of_a_descriptor_app_never_removes_its_external_doc_base(tmp_pa
     with open(descriptor, "w") as fh:
         fh.write('<Context docBase="%s"/>' % outside)
     node.start()
-    assert node.get("/ext/hello")[2] == "x x more-x"
+    assert node.get("/ext/hello").text == "x x more-x"
     gone = node.cli("undeploy", "/ext")
     assert gone.returncode == 0, gone.stderr
     assert node.status("/ext/hello") == 404

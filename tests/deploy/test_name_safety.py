@@ -5,18 +5,10 @@ import os
 
 import pytest
 
-from real_node import RealNode  # noqa: I100 - puts tests/integration on sys.path first
+from real_node import real_node  # noqa: F401 (a fixture)
 
 from deploy_helpers import app_files, write_war
-from node_helpers import Procs, wait_until
 from pycat.startup.manager_api import call
-
-
-@pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    p.cleanup()
 
 
 def base_files(node):
@@ -26,18 +18,18 @@ def base_files(node):
 
 
 @pytest.mark.timeout(120)
-def test_dropped_wars_with_dot_names_are_refused_and_the_base_survives(tmp_path, procs):
-    node = RealNode(tmp_path, procs).start()
+def test_dropped_wars_with_dot_names_are_refused_and_the_base_survives(real_node):
+    node = real_node().start()
     bad = ["#..war", "#...war", "#.war", "a#..#b.war", "x#.war"]
     for name in bad:
         write_war(os.path.join(node.webapps, name), app_files("bad", "b"))
     # positive control: a good WAR dropped in the same tick is deployed past them
     write_war(os.path.join(node.webapps, "good.war"), app_files("g", "g"))
-    wait_until(lambda: not node.alive() or node.status("/good/hello") == 200, timeout=20, message="good.war")
-    assert node.alive()
+    node.wait_until(lambda: not node.alive or node.status("/good/hello") == 200, 20, "good.war")
+    assert node.alive
     for path in base_files(node):
         assert os.path.exists(path), path
-    assert node.get("/")[2] == "hello from pycat\n"
+    assert node.get("/").text == "hello from pycat\n"
     log = node.log()
     for name in bad:
         assert "%s: invalid context name" % name in log, log
@@ -45,19 +37,19 @@ def test_dropped_wars_with_dot_names_are_refused_and_the_base_survives(tmp_path,
     assert sorted(os.listdir(node.webapps)) == sorted(["ROOT", "good", "good.war"] + bad)
     # refused once, not on every tick: a WAR dropped now needs two more ticks to be deployed
     write_war(os.path.join(node.webapps, "later.war"), app_files("l", "l"))
-    wait_until(lambda: node.status("/later/hello") == 200, timeout=20, message="later.war")
+    node.wait_until(lambda: node.status("/later/hello") == 200, 20, "later.war")
     assert node.log().count("#...war: invalid context name") == 1
 
 
 @pytest.mark.timeout(180)
-def test_deploy_with_a_dot_name_is_refused_with_a_clear_error(tmp_path, procs):
-    node = RealNode(tmp_path, procs).start()
+def test_deploy_with_a_dot_name_is_refused_with_a_clear_error(tmp_path, real_node):
+    node = real_node().start()
     war = write_war(str(tmp_path / "app.war"), app_files("n", "n"))
     for name in ("/..", "..", "/.", "#..", "/a/../b", "/a//b", "a/", "app##../../x", "app##a/b", "/a\\b"):
         result = node.cli("deploy", war, "--name", name)
         assert result.returncode != 0, (name, result.stdout)
         assert "invalid context name" in result.stderr, (name, result.stderr)
-        assert node.alive()
+        assert node.alive
         for path in base_files(node):
             assert os.path.exists(path), (name, path)
         assert sorted(os.listdir(node.webapps)) == ["ROOT"], name
@@ -68,7 +60,7 @@ def test_deploy_with_a_dot_name_is_refused_with_a_clear_error(tmp_path, procs):
     # positive control: the same WAR under a proper name deploys
     ok = node.cli("deploy", war, "--name", "a#b##2")
     assert ok.returncode == 0, ok.stderr
-    status, _, body = node.get("/a/b/hello")
+    status, body = node.body("/a/b/hello")
     assert (status, body) == (200, "n n more-n")
     assert sorted(os.listdir(node.webapps)) == ["ROOT", "a#b##2", "a#b##2.war"]
 

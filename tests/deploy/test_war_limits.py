@@ -5,17 +5,9 @@ import zipfile
 
 import pytest
 
-from real_node import RealNode  # noqa: I100 - puts tests/integration on sys.path first
+from real_node import real_node  # noqa: F401 (a fixture)
 
 from deploy_helpers import app_files, bump_mtime, write_war
-from node_helpers import Procs, wait_until
-
-
-@pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    p.cleanup()
 
 
 def war_with_entries(path, value, total):
@@ -36,29 +28,29 @@ def redeploy_is_refused(node, war, total, limit):
     before = listing(os.path.join(node.webapps, "app"))
     war_with_entries(war, 2, total)
     bump_mtime(war, 2)
-    wait_until(lambda: "maxExpandedEntries" in node.log(), timeout=60, message="refusal logged")
+    node.wait_until(lambda: "maxExpandedEntries" in node.log(), 60, "refusal logged")
     assert "%d entries, more than the limit of %d (maxExpandedEntries)" % (total, limit) in node.log()
     assert "the previous version keeps serving" in node.log()
-    assert node.get("/app/hello")[2] == "1 w more-w"
+    assert node.get("/app/hello").text == "1 w more-w"
     assert listing(os.path.join(node.webapps, "app")) == before       # the old files were put back
     assert [n for n in os.listdir(node.webapps) if n.startswith(".")] == []
 
 
 @pytest.mark.timeout(180)
-def test_host_attribute_limits_the_entries(tmp_path, procs):
-    node = RealNode(tmp_path, procs, host_attrs='maxExpandedEntries="100"').start()
+def test_host_attribute_limits_the_entries(tmp_path, real_node):
+    node = real_node('maxExpandedEntries="100"').start()
     war = os.path.join(node.webapps, "app.war")
     # positive control: exactly at the limit deploys
     war_with_entries(war, 1, 100)
-    wait_until(lambda: node.status("/app/hello") == 200, timeout=20, message="deployed")
-    assert node.get("/app/hello")[2] == "1 w more-w"
+    node.wait_until(lambda: node.status("/app/hello") == 200, 20, "deployed")
+    assert node.get("/app/hello").text == "1 w more-w"
     redeploy_is_refused(node, war, 101, 100)
 
 
 @pytest.mark.timeout(300)
-def test_default_limit_refuses_thirty_thousand_entries(tmp_path, procs):
-    node = RealNode(tmp_path, procs).start()
+def test_default_limit_refuses_thirty_thousand_entries(tmp_path, real_node):
+    node = real_node().start()
     war = os.path.join(node.webapps, "app.war")
     write_war(war, app_files(1, "w"))
-    wait_until(lambda: node.status("/app/hello") == 200, timeout=20, message="deployed")
+    node.wait_until(lambda: node.status("/app/hello") == 200, 20, "deployed")
     redeploy_is_refused(node, war, 30000, 20000)

@@ -10,18 +10,18 @@ side-effect-free look at any node's local copy of a session.
         sid = user.get(a, "/set?name=k&value=v").json["id"]      # GET /app/set... on node1
         assert b.peek(sid)["attributes"] == {"k": "v"}
 
-Each node is a CATALINA_BASE made by ``node_helpers.make_base`` whose server.xml Engine has
-``jvmRoute="nodeN"`` (through catalina.properties), ``backgroundProcessorDelay="1"`` (expiry runs
-every second) and the cluster how-to's <Cluster> on a multicast group and port unique to the test
-(``waiting.unique_mcast_group``), a receiver on a fixed free TCP port (``autoBind="1"``: a
-restarted node comes back on the same port). The <Manager> is the how-to's DeltaManager with
-``processExpiresFrequency="1"`` (and ``maxInactiveInterval`` when asked). ``binder=False`` leaves
-out the JvmRouteBinderValve <Valve> (the ReplicationValve stays, so the cluster adds no default
-valve); ``channel_only=True`` writes a <Cluster> holding only its <Channel> (the cluster then
-applies Tomcat's defaults itself).
+Each node is pycat.testing's Node (a ``pycat run`` subprocess on a fresh base, free ports, dies
+with the test process) built by pycat.testing's Cluster: node_helpers' SERVER_XML with
+``jvmRoute="nodeN"`` (through catalina.properties) and ``backgroundProcessorDelay="1"`` (expiry
+runs every second), and the cluster how-to's <Cluster> on a multicast group and port of its own,
+a receiver on a held port (``autoBind="1"``: a restarted node comes back on the same port). The
+<Manager> is the how-to's DeltaManager with ``processExpiresFrequency="1"`` (and
+``maxInactiveInterval`` when asked). ``binder=False`` leaves out the JvmRouteBinderValve <Valve>
+(the ReplicationValve stays, so the cluster adds no default valve); ``channel_only=True`` writes a
+<Cluster> holding only its <Channel> (the cluster then applies Tomcat's defaults itself).
 
-``Cluster.start`` starts the nodes one after the other, each once the previous one logged its
-startup (a starting node asks a running one for the sessions); ``together=True`` starts them at once.
+``Cluster.start`` starts the nodes one after the other, each once the previous one serves (a
+starting node asks a running one for the sessions); ``together=True`` starts them at once.
 
 The test app (``webapps/<name>``, ``<distributable/>``, one WSGI callable mapped to ``/*``) answers
 JSON; query string arguments:
@@ -44,32 +44,31 @@ JSON; query string arguments:
     /ids                               the local session ids (valid flag set, no expiry check)
     /info                              manager class and registered name, jvmRoute, pid
 
-Nodes run as subprocesses (``python -m pycat run``) with stdout and stderr appended to
-``logs/out``; ``Node.log(since)`` reads it from a mark (``Node.mark()``), so a restarted node's
-waits look only at what it wrote since. Everything a test starts is killed at teardown (by pid,
-only ours), and the tail of each node's log is printed then (pytest shows it for a failed test).
+What this harness adds to pycat.testing's Node: ``start()`` returns at once (``wait_started``,
+``wait_http`` wait), the log-based membership checks (``wait_member(other, since=mark)``,
+``member_id_seen_by``), and the test app's views (``peek``, ``roles``, ``ids``, ``info``); its
+``request(path, cookie)`` answers a harness ``Response``. Every node is stopped at teardown and
+the plugin adds each node's log tail to a failed test's report.
 """
 import http.client
 import json
 import os
 import pathlib
 import re
-import signal
-import subprocess
 import sys
 import urllib.parse
 
 import pytest
-from waiting import unique_mcast_group
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "integration"))
-from node_helpers import SERVER_XML, Procs, free_port, make_base, node_env, pycat_cmd, wait_until  # noqa: E402
+from node_helpers import HELLO, SERVER_XML, wait_until  # noqa: E402
+from pycat.testing import ASYNC, SYNC, Cluster as PluginCluster, Node as PluginNode  # noqa: E402
+from pycat.testing.client import parse_set_cookie, request  # noqa: E402
+from pycat.testing.cluster import VALVES  # noqa: E402
 
 __all__ = ["ASYNC", "SYNC", "Cluster", "Node", "Response", "User", "build_cluster", "cluster_factory",
            "http_request", "install_app", "peek", "q", "wait_until"]
 
-ASYNC = 8          # channelSendOptions="8": written to the peers' sockets, not awaited
-SYNC = 6           # channelSendOptions="6": use_ack,sync: the response waits until every member applied
 STARTUP_TIMEOUT = 40.0
 MEMBER_TIMEOUT = 20.0
 HTTP_TIMEOUT = 10.0
@@ -77,30 +76,22 @@ COOKIE = "JSESSIONID"
 
 _ENGINE_OPEN = 'jvmRoute="${jvm.route:-node0}">'
 
-CLUSTER_XML = """
-      <Cluster className="org.apache.catalina.ha.tcp.SimpleTcpCluster" channelSendOptions="{send_options}">
-        {manager}
-        <Channel className="org.apache.catalina.tribes.group.GroupChannel">
-          <Membership className="org.apache.catalina.tribes.membership.McastService" address="{group}"
-                      port="{mcast_port}" bind="127.0.0.1" frequency="500" dropTime="3000"/>
-          <Receiver className="org.apache.catalina.tribes.transport.nio.NioReceiver" address="127.0.0.1"
-                    port="{rx_port}" autoBind="1" selectorTimeout="5000" maxThreads="6"/>
-          <Sender className="org.apache.catalina.tribes.transport.ReplicationTransmitter">
-            <Transport className="org.apache.catalina.tribes.transport.nio.PooledParallelSender"/>
-          </Sender>
-          <Interceptor className="org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"/>
-          <Interceptor className="org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"/>
-        </Channel>
-        {valves}
-      </Cluster>"""
-
-MANAGER_XML = ('<Manager className="org.apache.catalina.ha.session.DeltaManager" expireSessionsOnShutdown="false" '
-               'notifyListenersOnReplication="true" stateTransferTimeout="30" processExpiresFrequency="1"{extra}/>')
-BACKUP_MANAGER_XML = ('<Manager className="org.apache.catalina.ha.session.BackupManager" expireSessionsOnShutdown="false" '
-                      'notifyListenersOnReplication="true" mapSendOptions="6" processExpiresFrequency="1"{extra}/>')
+# channel_only: the <Cluster> holds nothing but its <Channel> (pycat.testing's Cluster fills the fields)
+CHANNEL_ONLY_XML = """<Cluster className="org.apache.catalina.ha.tcp.SimpleTcpCluster" channelSendOptions="{send_options}">
+  <Channel className="org.apache.catalina.tribes.group.GroupChannel">
+    {membership}
+    <Receiver className="org.apache.catalina.tribes.transport.nio.NioReceiver" address="127.0.0.1"
+              port="${{cluster.port}}" autoBind="1" selectorTimeout="5000" maxThreads="6"/>
+    <Sender className="org.apache.catalina.tribes.transport.ReplicationTransmitter">
+      <Transport className="org.apache.catalina.tribes.transport.nio.PooledParallelSender"/>
+    </Sender>
+    <Interceptor className="org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"/>
+    <Interceptor className="org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"/>
+  </Channel>
+</Cluster>"""
 REPLICATION_VALVE = '<Valve className="org.apache.catalina.ha.tcp.ReplicationValve" filter=""/>'
-BINDER_VALVE = '<Valve className="org.apache.catalina.ha.session.JvmRouteBinderValve"/>'
 CLUSTER_LISTENER = '<ClusterListener className="org.apache.catalina.ha.session.ClusterSessionListener"/>'
+BINDER_VALVE = '<Valve className="org.apache.catalina.ha.session.JvmRouteBinderValve"/>'
 
 WEB_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <web-app xmlns="https://jakarta.ee/xml/ns/jakartaee" version="6.0">
@@ -206,20 +197,9 @@ class Response:
         self.cookie = None
         self.cookie_path = None
         for name, value in headers:
-            if name.lower() != "set-cookie":
-                continue
-            parts = [p.strip() for p in value.split(";")]
-            key, _, val = parts[0].partition("=")
-            if key.strip() != COOKIE:
-                continue
-            val = val.strip().strip('"')
-            attrs = {}
-            for p in parts[1:]:
-                k, _, v = p.partition("=")
-                attrs[k.strip().lower()] = v.strip()
-            if attrs.get("max-age") == "0":
-                val = ""
-            self.cookie, self.cookie_path = val, attrs.get("path")
+            cookie, attrs = parse_set_cookie(value) if name.lower() == "set-cookie" else (None, {})
+            if cookie is not None and cookie[0] == COOKIE:
+                self.cookie, self.cookie_path = cookie[1], attrs.get("path")
 
     @property
     def json(self):
@@ -232,17 +212,9 @@ class Response:
 def http_request(port, path, cookie=None, timeout=HTTP_TIMEOUT):
     """GET path on 127.0.0.1:port with ``Cookie: JSESSIONID=cookie`` when given (one connection per
     request, so threads can share nothing). Raises OSError / http.client errors when nothing answers."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        headers = {"Connection": "close"}
-        if cookie:
-            headers["Cookie"] = "%s=%s" % (COOKIE, cookie)
-        conn.request("GET", path, headers=headers)
-        resp = conn.getresponse()
-        body = resp.read()
-        return Response(resp.status, resp.getheaders(), body)
-    finally:
-        conn.close()
+    resp = request(port, "GET", path, headers={"Cookie": "%s=%s" % (COOKIE, cookie)} if cookie else None,
+                   timeout=timeout)
+    return Response(resp.status, resp.headers, resp.body)
 
 
 class User:
@@ -277,83 +249,27 @@ def q(value):
 
 
 # -- nodes --------------------------------------------------------------------------------------
-class Node:
-    """One node's CATALINA_BASE and process."""
-
-    def __init__(self, cluster, index, base, http_port, rx_port):
-        self.cluster = cluster
-        self.index = index
-        self.name = "node%d" % index
-        self.base = base
-        self.http_port = http_port
-        self.rx_port = rx_port
-        self.out_path = os.path.join(base, "logs", "out")
-        self.proc = None
-        self.start_mark = 0
-        self.starts = 0
+class Node(PluginNode):
+    """One node of a harness cluster (module doc)."""
 
     def __repr__(self):
-        return "Node(%s, http=%d, rx=%d, pid=%s)" % (self.name, self.http_port, self.rx_port,
-                                                       self.proc.pid if self.proc else None)
+        return "Node(%s, http=%s, rx=%s, pid=%s)" % (self.name, self.http_port, self.rx_port, self.pid)
+
+    @property
+    def rx_port(self):
+        return self.receiver_port
 
     @property
     def member_prefix(self):
         """How other nodes' logs name this one: ``Member(tcp://127.0.0.1:RXPORT,``."""
         return "Member(tcp://127.0.0.1:%d," % self.rx_port
 
-    # -- log ------------------------------------------------------------------------------------
-    def mark(self):
-        """The current size of logs/out: pass it to log(since=) to read only what follows."""
-        try:
-            return os.path.getsize(self.out_path)
-        except OSError:
-            return 0
-
-    def log(self, since=0):
-        try:
-            with open(self.out_path, "rb") as fh:
-                fh.seek(since)
-                return fh.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def tail(self, lines=80):
-        return "\n".join(self.log().splitlines()[-lines:])
-
-    # -- process --------------------------------------------------------------------------------
-    @property
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self):
-        """Spawn ``python -m pycat run`` (output appended to logs/out); returns at once."""
-        assert not self.alive, "%s is already running" % self.name
-        self.start_mark = self.mark()
-        out = open(self.out_path, "ab")
-        try:
-            self.proc = self.cluster.procs.popen(pycat_cmd("run"), env=node_env(self.base), stdout=out,
-                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        finally:
-            out.close()
-        self.starts += 1
-        return self
-
-    def _check_running(self, what):
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError("%s exited with %s while waiting for %s; its log:\n%s"
-                                 % (self.name, self.proc.returncode, what, self.tail()))
+    def start(self, wait=False, timeout=None):
+        """Spawn ``python -m pycat run``; returns at once unless ``wait``."""
+        return super().start(wait=wait, timeout=timeout)
 
     def wait_log(self, text, since=None, timeout=STARTUP_TIMEOUT, what=None):
-        """Wait until ``text`` (a str, or a compiled regex) is in the log after ``since`` (default:
-        this process's start); fails at once if the process exited."""
-        since = self.start_mark if since is None else since
-        what = what or "%s to log %r" % (self.name, getattr(text, "pattern", text))
-
-        def seen():
-            self._check_running(what)
-            log = self.log(since)
-            return text.search(log) if hasattr(text, "search") else text in log
-        return wait_until(seen, timeout=timeout, message=what)
+        return super().wait_log(text, since, timeout, what)
 
     def wait_started(self, timeout=STARTUP_TIMEOUT):
         self.wait_log("Server startup in", timeout=timeout, what="%s to start" % self.name)
@@ -374,21 +290,9 @@ class Node:
         assert found, "%s never logged %s joining:\n%s" % (other.name, self.name, other.tail())
         return bytes.fromhex(found[-1])
 
-    def stop(self, timeout=30):
-        """SIGTERM (a graceful stop: peers hear the goodbye) and wait for the exit."""
-        if self.alive:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout)
-        return self.proc.returncode if self.proc else None
-
-    def kill(self):
-        """SIGKILL (-9): no goodbye, nothing saved; peers notice through dropTime / the failure detector."""
-        if self.alive:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(30)
-
     # -- HTTP -----------------------------------------------------------------------------------
     def request(self, path, cookie=None, timeout=HTTP_TIMEOUT):
+        """GET ``path`` with ``cookie`` as JSESSIONID: the harness Response (not pycat.testing's)."""
         return http_request(self.http_port, path, cookie, timeout)
 
     def try_request(self, path, cookie=None, timeout=HTTP_TIMEOUT):
@@ -440,70 +344,33 @@ class Node:
     def wait_http(self, path="/app/ids", timeout=STARTUP_TIMEOUT):
         """Poll ``path`` until the FIRST 200 answer and return that Response."""
         def answer():
-            self._check_running("%s to answer %s" % (self.name, path))
             resp = self.try_request(path, timeout=5.0)
             return resp if resp is not None and resp.status == 200 else None
-        return wait_until(answer, timeout=timeout, interval=0.02, message="%s to answer %s" % (self.name, path))
+        return self.wait_until(answer, timeout, "%s to answer %s" % (self.name, path), interval=0.02)
 
 
-class Cluster:
+class Cluster(PluginCluster):
     """The nodes of one test; ``start``/``restart`` wait for startup and membership."""
 
-    def __init__(self, procs, nodes=(), send_options=ASYNC):
-        self.procs = procs
-        self.nodes = list(nodes)
-        self.send_options = send_options
+    node_class = Node
 
-    def __getitem__(self, i):
-        return self.nodes[i]
-
-    def start(self, nodes=None, members=True, together=False, timeout=STARTUP_TIMEOUT):
-        """Start ``nodes`` (default: all), one after the other (each once the previous one logged
-        its startup, as the how-to does: a starting node asks a running one for the sessions), or
-        all at once with ``together``; with ``members``, wait until every running node has seen
-        every other one join."""
-        nodes = list(self.nodes if nodes is None else nodes)
-        for node in nodes:
-            node.start()
-            if not together:
-                node.wait_started(timeout)
-        for node in nodes:
-            node.wait_started(timeout)
-        if members:
-            self.wait_mesh(timeout=MEMBER_TIMEOUT)
-        return nodes
-
-    def running(self):
-        return [n for n in self.nodes if n.alive]
-
-    def wait_mesh(self, since=None, timeout=MEMBER_TIMEOUT):
-        """Every running node has seen every other running node join (after ``since[node]``, a
-        mark per node, default each node's start)."""
-        since = since or {}
-        nodes = self.running()
-        for me in nodes:
-            for other in nodes:
-                if other is not me:
-                    me.wait_member(other, since=since.get(me), timeout=timeout)
+    def wait_mesh(self, timeout=MEMBER_TIMEOUT):
+        """Every running node sees every other running node (as they are now)."""
+        return self.wait_members(timeout=timeout)
 
     def restart(self, node, wait_http=None, timeout=STARTUP_TIMEOUT):
         """Start ``node`` again (after kill/stop). With ``wait_http`` (a path), return the FIRST 200
         answer to it, polled from the moment the process starts; then wait for startup and for
         every running node to see the new incarnation."""
         assert not node.alive
-        marks = {n: n.mark() for n in self.nodes if n.alive}
         node.start()
         first = node.wait_http(wait_http, timeout) if wait_http else None
-        node.wait_started(timeout)
-        for other, mark in marks.items():
-            other.wait_member(node, since=mark)
-            node.wait_member(other)
+        node.wait_ready(timeout=timeout)
+        self.wait_members(timeout=timeout)
         return first
 
     def cleanup(self):
-        self.procs.cleanup()
-        for node in self.nodes:
-            print("===== %s (%s) logs/out, last lines =====\n%s" % (node.name, node.base, node.tail(120)))
+        self.close()
 
 
 def peek(node, sid, app="app"):
@@ -520,29 +387,30 @@ def build_cluster(root, n=2, send_options=ASYNC, procs=None, channel_only=False,
     ``max_inactive_interval`` (seconds): the <Manager> attribute, which wins over web.xml.
     ``session_timeout`` (minutes): web.xml <session-config> of the test apps. ``apps``: the names
     under webapps/ that get the test app. ``manager``: "delta" (DeltaManager) or "backup"
-    (BackupManager, mapSendOptions 6)."""
-    procs = procs or Procs()
-    group, mcast_port = unique_mcast_group()
-    cluster = Cluster(procs, send_options=send_options)
-    for i in range(1, n + 1):
-        rx_port, http_port = free_port(), free_port()
-        if not channel_only:
-            extra = ' maxInactiveInterval="%d"' % max_inactive_interval if max_inactive_interval is not None else ""
-            manager_xml = (BACKUP_MANAGER_XML if manager == "backup" else MANAGER_XML).format(extra=extra)
-            valves = "\n        ".join([REPLICATION_VALVE] + ([BINDER_VALVE] if binder else []) + [CLUSTER_LISTENER])
-        else:
-            manager_xml = valves = ""
-        cluster_xml = CLUSTER_XML.format(send_options=send_options, manager=manager_xml, group=group,
-                                         mcast_port=mcast_port, rx_port=rx_port, valves=valves)
-        xml = SERVER_XML.format(shutdown_port=free_port())
-        assert _ENGINE_OPEN in xml
-        xml = xml.replace(_ENGINE_OPEN, _ENGINE_OPEN[:-1] + ' backgroundProcessorDelay="1">' + cluster_xml, 1)
-        base = make_base(os.path.join(str(root), "node%d" % i), http_port, server_xml=xml,
-                         properties="jvm.route=node%d\n" % i)
+    (BackupManager, mapSendOptions 6). ``procs`` (a node_helpers.Procs) also closes the nodes."""
+    attrs = {"processExpiresFrequency": "1"}
+    if max_inactive_interval is not None:
+        attrs["maxInactiveInterval"] = str(max_inactive_interval)
+    xml = SERVER_XML.format(shutdown_port="${shutdown.port}")
+    assert _ENGINE_OPEN in xml
+    xml = xml.replace(_ENGINE_OPEN, _ENGINE_OPEN[:-1] + ' backgroundProcessorDelay="1">', 1)
+    valves = VALVES if binder else "\n  ".join([REPLICATION_VALVE, CLUSTER_LISTENER])
+    cluster = Cluster(root, n, manager, send_options, manager_attrs=attrs, server_xml=xml, valves=valves,
+                      cluster_xml=CHANNEL_ONLY_XML if channel_only else None)
+    for node in cluster.nodes:
+        write_root(node)
         for app in apps:
-            install_app(base, app, session_timeout)
-        cluster.nodes.append(Node(cluster, i, base, http_port, rx_port))
+            install_app(node.base, app, session_timeout)
+        if procs is not None:
+            procs.add(node)
     return cluster
+
+
+def write_root(node):
+    """webapps/ROOT/index.html: "/" answers 200 with node_helpers.HELLO, as on a make_base node."""
+    os.makedirs(os.path.join(node.app_base, "ROOT"), exist_ok=True)
+    with open(os.path.join(node.app_base, "ROOT", "index.html"), "wb") as fh:
+        fh.write(HELLO)
 
 
 def install_app(base, name="app", session_timeout=None):
@@ -561,14 +429,13 @@ def install_app(base, name="app", session_timeout=None):
 @pytest.fixture
 def cluster_factory(tmp_path):
     """``cluster_factory(n, send_options=..., **build_cluster options)`` -> a Cluster (not started);
-    every node is killed at teardown and its log tail printed."""
+    every node is stopped at teardown (the plugin reports the logs of a failed test's nodes)."""
     made = []
 
     def make(n=2, send_options=ASYNC, **options):
-        root = tmp_path / ("cluster%d" % len(made))
-        cluster = build_cluster(root, n, send_options, procs=Procs(), **options)
+        cluster = build_cluster(tmp_path / ("cluster%d" % len(made)), n, send_options, **options)
         made.append(cluster)
         return cluster
     yield make
     for cluster in made:
-        cluster.cleanup()
+        cluster.close()

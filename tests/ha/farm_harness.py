@@ -7,11 +7,12 @@ FarmWarDeployer, and small WARs made on the fly.
         drop(farm[0], make_war(tmp_path, "app", "v1"))
         farm.wait_serving("/app/", b"v1")
 
-It reuses cluster_harness's Node and Cluster (process, log and HTTP helpers). Each node's server.xml
-has the Engine's ``backgroundProcessorDelay="1"``, the cluster (in the Host by default,
-``in_engine=True`` for the Engine) on a multicast group of its own, and
-``<Deployer tempDir="war-temp" watchDir="war-listen" watchEnabled=... processDeployFrequency="1"
-maxValidTime=...>`` (watchEnabled only on node1 unless ``watchers`` says otherwise).
+It is cluster_harness's Cluster and Node (pycat.testing's, plus the harness's process, log and
+HTTP helpers). Each node's server.xml has the Engine's ``backgroundProcessorDelay="1"``, the
+cluster (in the Host by default, ``in_engine=True`` for the Engine) on a multicast group of its
+own, and ``<Deployer tempDir="war-temp" watchDir="war-listen" watchEnabled=... processDeployFrequency="1"
+maxValidTime=...>`` (watchEnabled only on node1 unless ``watchers`` says otherwise: the property
+``farm.watch`` of each node).
 
 ``make_war(folder, name, text)`` builds ``name.war`` whose servlet answers ``text`` at ``/`` (and
 ``/x``); ``broken="zip"`` writes bytes that are no zip, ``broken="import"`` a WAR whose servlet module
@@ -21,29 +22,26 @@ import os
 import zipfile
 
 import pytest
-from waiting import unique_mcast_group
 
-from cluster_harness import Cluster, Node, wait_until
-from node_helpers import SERVER_XML, Procs, free_port, make_base
+from cluster_harness import Cluster, write_root, wait_until
+from node_helpers import SERVER_XML
 
-FARM_CLUSTER_XML = """
-      <Cluster className="org.apache.catalina.ha.tcp.SimpleTcpCluster" channelSendOptions="8">
-        <Channel className="org.apache.catalina.tribes.group.GroupChannel">
-          <Membership className="org.apache.catalina.tribes.membership.McastService" address="{group}"
-                      port="{mcast_port}" bind="127.0.0.1" frequency="500" dropTime="3000"/>
-          <Receiver className="org.apache.catalina.tribes.transport.nio.NioReceiver" address="127.0.0.1"
-                    port="{rx_port}" autoBind="1" maxThreads="6"/>
-          <Sender className="org.apache.catalina.tribes.transport.ReplicationTransmitter">
-            <Transport className="org.apache.catalina.tribes.transport.nio.PooledParallelSender"/>
-          </Sender>
-          <Interceptor className="org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"/>
-          <Interceptor className="org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"/>
-          {auth}
-        </Channel>
-        <Deployer className="org.apache.catalina.ha.deploy.FarmWarDeployer" tempDir="war-temp"
-                  deployDir="webapps" watchDir="war-listen" watchEnabled="{watch}" processDeployFrequency="1"
-                  maxValidTime="{max_valid_time}"{extra}/>
-      </Cluster>"""
+FARM_CLUSTER_XML = """<Cluster className="org.apache.catalina.ha.tcp.SimpleTcpCluster" channelSendOptions="8">
+  <Channel className="org.apache.catalina.tribes.group.GroupChannel">
+    {membership}
+    <Receiver className="org.apache.catalina.tribes.transport.nio.NioReceiver" address="127.0.0.1"
+              port="${{cluster.port}}" autoBind="1" maxThreads="6"/>
+    <Sender className="org.apache.catalina.tribes.transport.ReplicationTransmitter">
+      <Transport className="org.apache.catalina.tribes.transport.nio.PooledParallelSender"/>
+    </Sender>
+    <Interceptor className="org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"/>
+    <Interceptor className="org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"/>
+    {interceptors}
+  </Channel>
+  <Deployer className="org.apache.catalina.ha.deploy.FarmWarDeployer" tempDir="war-temp"
+            deployDir="webapps" watchDir="war-listen" watchEnabled="${{farm.watch}}" processDeployFrequency="1"
+            {extra}/>
+</Cluster>"""
 AUTH = '<Interceptor className="pycat.AuthInterceptor" secret="farm-test-secret"/>'
 
 _HOST_OPEN = '<Host name="localhost" appBase="webapps" unpackWARs="true" autoDeploy="true">'
@@ -111,27 +109,18 @@ class Farm(Cluster):
 
 
 def build_farm(root, n=3, procs=None, in_engine=False, watchers=(1,), max_valid_time=300, auth=False, extra=""):
-    procs = procs or Procs()
-    group, mcast_port = unique_mcast_group()
-    farm = Farm(procs)
-    farm.group = (group, mcast_port)
-    for i in range(1, n + 1):
-        rx_port, http_port = free_port(), free_port()
-        cluster_xml = FARM_CLUSTER_XML.format(group=group, mcast_port=mcast_port, rx_port=rx_port,
-                                              watch="true" if i in watchers else "false",
-                                              max_valid_time=max_valid_time, auth=AUTH if auth else "",
-                                              extra=extra)
-        xml = SERVER_XML.format(shutdown_port=free_port())
-        engine_open = 'jvmRoute="${jvm.route:-node0}">'
-        assert engine_open in xml and _HOST_OPEN in xml
-        xml = xml.replace(engine_open, engine_open[:-1] + ' backgroundProcessorDelay="1">', 1)
-        if in_engine:
-            xml = xml.replace(_HOST_OPEN, cluster_xml + "\n      " + _HOST_OPEN, 1)
-        else:
-            xml = xml.replace(_HOST_OPEN, _HOST_OPEN + cluster_xml, 1)
-        base = make_base(os.path.join(str(root), "node%d" % i), http_port, server_xml=xml,
-                         properties="jvm.route=node%d\n" % i)
-        farm.nodes.append(Node(farm, i, base, http_port, rx_port))
+    xml = SERVER_XML.format(shutdown_port="${shutdown.port}")
+    engine_open = 'jvmRoute="${jvm.route:-node0}">'
+    assert engine_open in xml and _HOST_OPEN in xml
+    xml = xml.replace(engine_open, engine_open[:-1] + ' backgroundProcessorDelay="1">', 1)
+    farm = Farm(root, n, None, server_xml=xml, cluster_xml=FARM_CLUSTER_XML, in_host=not in_engine,
+                interceptors=AUTH if auth else "", extra='maxValidTime="%d"%s' % (max_valid_time, extra),
+                node_properties={"node%d" % i: {"farm.watch": "true" if i in watchers else "false"}
+                                 for i in range(1, n + 1)})
+    for node in farm.nodes:
+        write_root(node)
+        if procs is not None:
+            procs.add(node)
     return farm
 
 
@@ -146,9 +135,9 @@ def farm_factory(tmp_path):
     made = []
 
     def make(n=3, **options):
-        farm = build_farm(tmp_path / ("farm%d" % len(made)), n, procs=Procs(), **options)
+        farm = build_farm(tmp_path / ("farm%d" % len(made)), n, **options)
         made.append(farm)
         return farm
     yield make
     for farm in made:
-        farm.cleanup()
+        farm.close()

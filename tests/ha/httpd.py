@@ -32,7 +32,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
-from node_helpers import http_get, node_env, pycat_cmd, read, wait_until  # noqa: E402
+from node_helpers import http_get, read, wait_until  # noqa: E402
 
 MODULES_DIR = "/usr/lib/apache2/modules"
 # the probe path httpd answers itself (never proxied): start() waits for any HTTP answer on it
@@ -287,29 +287,6 @@ def install_counter_app(base, name="app", distributable=False):
     with open(os.path.join(root, "WEB-INF", "classes", "counter_app.py"), "w") as fh:
         fh.write(COUNTER_APP)
     return root
-
-
-StartedNode = collections.namedtuple("StartedNode", "proc base port path timeout")
-
-
-def start_node(procs, base, port, path="/app/", timeout=30.0):
-    """``pycat run`` on the node folder (output in logs/run.out) without waiting: call
-    ``wait_node`` on the StartedNode this returns (start several, then wait for all)."""
-    out = open(os.path.join(str(base), "logs", "run.out"), "ab")
-    try:
-        proc = procs.popen(pycat_cmd("run"), env=node_env(base), stdout=out, stderr=subprocess.STDOUT)
-    finally:
-        out.close()
-    return StartedNode(proc, str(base), port, path, timeout)
-
-
-def wait_node(started):
-    """Wait until the node answers HTTP on started.path; its process (raises with its output if it died)."""
-    proc, base, port, path, timeout = started
-    wait_until(lambda: proc.poll() is not None or http_get(port, path) is not None, timeout=timeout,
-               message="pycat node on port %d" % port)
-    assert proc.poll() is None, read(os.path.join(base, "logs", "run.out"))[-4000:]
-    return proc
 
 
 def parse_fields(body):

@@ -5,16 +5,15 @@ within a bounded time. Without session replication (not there yet) they start ne
 the replication tests will reuse tests/ha/httpd.py to assert that counters carry on instead."""
 import collections
 import os
-import signal
 import sys
 import time
 
 import pytest
 
-from httpd import Httpd, LoadClients, install_counter_app, require_apache2, route_of, run_clients, start_node, wait_node
+from httpd import Httpd, LoadClients, install_counter_app, require_apache2, route_of, run_clients
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
-from node_helpers import Procs, free_port, make_base, read, wait_until  # noqa: E402
+from node_helpers import free_port, wait_until  # noqa: E402
 
 ROUTES = ("node1", "node2")
 # from SIGKILL of node1 to the last node1-bound client's first 200 from node2 (retry=1s on the
@@ -23,32 +22,25 @@ FAILOVER_BOUND = 10.0
 
 
 @pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    p.cleanup()
-
-
-@pytest.fixture
-def nodes(tmp_path, procs):
-    """Two `pycat run` nodes with the counter app at /app: {route: (proc, port, base)}."""
+def nodes(pycat_node):
+    """Two `pycat run` nodes with the counter app at /app: {route: Node}."""
     require_apache2()               # skip before starting anything when there is no httpd
-    started = {}
-    for route in ROUTES:
-        port = free_port()
-        base = make_base(tmp_path / route, port, properties="jvm.route=%s\n" % route)
-        install_counter_app(base)
-        started[route] = start_node(procs, base, port)
-    return {route: (wait_node(s), s.port, s.base) for route, s in started.items()}
+    made = {route: pycat_node(name=route, start=False) for route in ROUTES}
+    for node in made.values():
+        install_counter_app(node.base)
+        node.start(wait=False)
+    for node in made.values():
+        node.wait_ready("/app/")
+    return made
 
 
 def balancer(tmp_path, nodes, **kwargs):
-    return Httpd(tmp_path / "httpd", free_port(), [(route, nodes[route][1]) for route in ROUTES], **kwargs)
+    return Httpd(tmp_path / "httpd", free_port(), [(route, nodes[route].http_port) for route in ROUTES], **kwargs)
 
 
 def no_tracebacks(nodes, *routes):
     for route in routes or ROUTES:
-        log = read(os.path.join(nodes[route][2], "logs", "run.out"))
+        log = nodes[route].log()
         assert "Traceback" not in log, log[-4000:]
 
 
@@ -94,7 +86,7 @@ def test_sessions_stick_to_the_node_named_by_their_route(tmp_path, nodes):
 
 @pytest.mark.timeout(90)
 def test_clients_of_a_killed_node_fail_over_to_the_survivor(tmp_path, nodes):
-    node1 = nodes["node1"][0]
+    node1 = nodes["node1"]
     with balancer(tmp_path, nodes) as httpd, \
             LoadClients(httpd.url("/app/count"), clients=10, interval=0.02) as load:
         n = len(load.clients)
@@ -104,8 +96,7 @@ def test_clients_of_a_killed_node_fail_over_to_the_survivor(tmp_path, nodes):
         bound = {route: [i for i in range(n) if load.route_of(i) == route] for route in ROUTES}
 
         killed_at = time.monotonic()
-        node1.send_signal(signal.SIGKILL)
-        node1.wait(10)
+        node1.kill()
 
         def from_node2_after_kill(i):
             return [r for r in load.ok(i) if r.node == "node2" and r.t >= killed_at]

@@ -1,14 +1,18 @@
-"""Real processes on 127.0.0.1: generated CATALINA_BASE folders, free ports, waits on conditions."""
+"""Real processes on 127.0.0.1: generated CATALINA_BASE folders, free ports, waits on conditions.
+
+Starting a node is pycat.testing's job (the plugin's ``pycat_node`` / ``pycat_cluster`` fixtures,
+or ``pycat.testing.Node``); what stays here serves the tests that drive the bin/ scripts,
+``pycat start`` and other processes by hand."""
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+
+from pycat.testing import free_port as _held_port
 
 HOME = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(HOME, "bin")
@@ -32,9 +36,8 @@ SERVER_XML = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port held for this test process (pycat.testing.ports: unique across xdist workers)."""
+    return _held_port()
 
 
 def wait_until(condition, timeout=15.0, interval=0.05, message="condition"):
@@ -108,11 +111,17 @@ def read(path):
 
 
 class Procs:
-    """Processes a test started; whatever is still alive at teardown is killed (by pid, only ours)."""
+    """Processes a test started; whatever is still alive at teardown is killed (by pid, only ours),
+    and the pycat.testing Nodes given to ``add`` are closed."""
 
     def __init__(self):
         self.pids = []
         self.popens = []
+        self.nodes = []
+
+    def add(self, node):
+        self.nodes.append(node)
+        return node
 
     def popen(self, cmd, **kwargs):
         proc = subprocess.Popen(cmd, **kwargs)
@@ -123,6 +132,8 @@ class Procs:
         self.pids.append(pid)
 
     def cleanup(self):
+        for node in self.nodes:
+            node.close()
         for proc in self.popens:
             if proc.poll() is None:
                 proc.kill()
@@ -130,14 +141,3 @@ class Procs:
         for pid in self.pids:
             if is_alive(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-def rewrite_ports(xml, ports):
-    """Replace each port="NNNN" (positive numbers only; -1 stays) with a free port, the same
-    original number getting the same new port. ports collects {old: new}."""
-    def repl(match):
-        old = int(match.group(1))
-        if old not in ports:
-            ports[old] = free_port()
-        return 'port="%d"' % ports[old]
-    return re.sub(r'port="(\d+)"', repl, xml)

@@ -8,8 +8,7 @@ import zipfile
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy"))
-from node_helpers import wait_until  # noqa: E402
-from real_node import RealNode  # noqa: E402
+from real_node import real_node  # noqa: E402,F401 (a fixture)
 
 WEB_XML = """<web-app>
   %(extra)s
@@ -79,10 +78,8 @@ def write_war(path, files):
 
 
 @pytest.fixture
-def node(tmp_path, procs):
-    n = RealNode(tmp_path, procs)
-    yield n
-    n.stop()
+def node(real_node):
+    return real_node()
 
 
 @pytest.mark.timeout(120)
@@ -92,19 +89,19 @@ def test_sys_exit_at_import_is_a_failed_deploy_first_and_on_redeploy(node, tmp_p
     # first deploy of an app whose module calls sys.exit(3) at import
     result = node.cli("deploy", bad, "--name", "fresh")
     assert result.returncode != 0 and "failed" in result.stderr, result.stdout + result.stderr
-    assert node.alive(), node.log()
+    assert node.alive, node.log()
     assert node.status("/fresh/hello") == 404
     assert not os.path.exists(os.path.join(node.webapps, "fresh")), os.listdir(node.webapps)
     # positive control: the same channel deploys a good app, which serves
     result = node.cli("deploy", write_war(str(tmp_path / "v1.war"), good_app("v1")), "--name", "app")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert node.get("/app/hello")[2] == "good v1"
+    assert node.get("/app/hello").text == "good v1"
     # redeploy of that app with the module that exits: the old version keeps serving
     result = node.cli("deploy", bad, "--name", "app")
     assert result.returncode != 0 and "previous version keeps serving" in result.stderr, result.stderr
-    assert node.alive(), node.log()
+    assert node.alive, node.log()
     for _ in range(3):
-        assert node.get("/app/hello")[:3:2] == (200, "good v1")
+        assert node.body("/app/hello") == (200, "good v1")
     with open(os.path.join(node.webapps, "app", "WEB-INF", "classes", "good.py")) as fh:
         assert "v1" in fh.read()          # its files are back in place, nothing left in .app.previous
     assert not [n for n in os.listdir(node.webapps) if n.startswith(".app")], os.listdir(node.webapps)
@@ -114,7 +111,7 @@ def test_sys_exit_at_import_is_a_failed_deploy_first_and_on_redeploy(node, tmp_p
     assert node.cli("list").returncode == 0
     result = node.cli("deploy", write_war(str(tmp_path / "v2.war"), good_app("v2")), "--name", "app")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert node.get("/app/hello")[2] == "good v2"
+    assert node.get("/app/hello").text == "good v2"
     node.stop()
     assert node.proc.returncode == 0, node.log()[-3000:]
 
@@ -133,8 +130,8 @@ def test_at_restart_the_other_apps_start_and_serve(node):
     write_folder(os.path.join(node.webapps, "odd"), base_exception_at_import_app())
     write_folder(os.path.join(node.webapps, "zlast"), good_app("z"))   # deployed after all the bad ones
     node.start()
-    assert node.get("/good/hello")[:3:2] == (200, "good g")
-    assert node.get("/zlast/hello")[:3:2] == (200, "good z")
+    assert node.body("/good/hello") == (200, "good g")
+    assert node.body("/zlast/hello") == (200, "good z")
     for name in ("app", "kbint", "exitlst", "timeout", "filter", "odd"):
         assert node.status("/%s/hello" % name) == 404, name
     log = node.log()
@@ -147,8 +144,8 @@ def test_at_restart_the_other_apps_start_and_serve(node):
     assert any("sys.exit(3)" in line for line in failed), failed
     # the node lives on: its background ticks still deploy (a failed app is retried once fixed)
     write_war(os.path.join(node.webapps, "app.war"), good_app("fixed"))
-    wait_until(lambda: node.get("/app/hello")[2] == "good fixed", message="the fixed WAR deployed")
-    assert node.alive() and node.get("/good/hello")[0] == 200
+    node.wait_until(lambda: node.get("/app/hello").text == "good fixed", 15, "the fixed WAR deployed")
+    assert node.alive and node.get("/good/hello").status == 200
 
 
 SESSION_APP = {
@@ -175,19 +172,19 @@ def test_restart_restoring_sessions_whose_module_now_exits(node):
     app = write_folder(os.path.join(node.webapps, "app"), SESSION_APP)
     write_folder(os.path.join(node.webapps, "good"), good_app("g"))
     node.start()
-    assert node.get("/app/hello")[:3:2] == (200, "Thing")
+    assert node.body("/app/hello") == (200, "Thing")
     node.stop()
     sessions = os.path.join(node.work, "app", "SESSIONS.ser")
     assert node.proc.returncode == 0 and os.path.exists(sessions), node.log()[-3000:]
     with open(os.path.join(app, "WEB-INF", "classes", "model.py"), "w") as fh:
         fh.write("import sys\nsys.exit(6)\n")
     node.start()
-    assert node.get("/good/hello")[:3:2] == (200, "good g")
+    assert node.body("/good/hello") == (200, "good g")
     assert node.status("/app/hello") == 500          # the app started; its module fails per request
-    assert node.alive()
+    assert node.alive
     log = node.log()
     assert "called sys.exit(6) while importing" in log, log[-3000:]
-    assert node.get("/good/hello")[0] == 200
+    assert node.get("/good/hello").status == 200
     node.stop()
     assert node.proc.returncode == 0, node.log()[-3000:]
 
@@ -225,15 +222,15 @@ def test_session_listener_exits_in_a_request_and_on_expiry(node):
     write_folder(os.path.join(node.webapps, "sl"), SESSION_LISTENER_APP)
     node.start()
     # in a request: the listener's failure is logged (as any listener's), the request completes
-    assert node.get("/sl/s?invalidate")[:3:2] == (200, "invalidate")
+    assert node.body("/sl/s?invalidate") == (200, "invalidate")
     assert node.log().count("session listener Listener.session_destroyed failed") == 1, node.log()[-3000:]
     # on the background tick that expires sessions: logged, and the tick goes on
-    assert node.get("/sl/s?expire")[0] == 200
-    wait_until(lambda: node.log().count("session listener Listener.session_destroyed failed") == 2,
-               timeout=20, message="the expiry's listener failure in the log")
-    assert node.alive(), node.log()[-3000:]
+    assert node.get("/sl/s?expire").status == 200
+    node.wait_until(lambda: node.log().count("session listener Listener.session_destroyed failed") == 2,
+                    20, "the expiry's listener failure in the log")
+    assert node.alive, node.log()[-3000:]
     write_folder(os.path.join(node.webapps, "later"), good_app("later"))    # needs the background loop
-    wait_until(lambda: node.get("/later/hello")[2] == "good later", message="a deploy on a later tick")
+    node.wait_until(lambda: node.get("/later/hello").text == "good later", 15, "a deploy on a later tick")
     node.stop()
     assert node.proc.returncode == 0, node.log()[-3000:]
 
@@ -363,21 +360,21 @@ def exit_in_close(environ, start_response):
 def test_exits_during_requests_are_500s_and_the_node_serves_on(node):
     write_folder(os.path.join(node.webapps, "req"), REQUEST_APP)
     node.start()
-    assert node.get("/req/ok")[:3:2] == (200, "ok")          # positive control
+    assert node.body("/req/ok") == (200, "ok")          # positive control
     paths = ["/req/exit", "/req/kbint", "/req/timeout", "/req/init", "/req/init", "/req/ctor", "/req/iter",
              "/req/close", "/req/lazy", "/req/filtered", "/req/ok?listener-exit"]
     for path in paths:
-        status, _, body = node.get(path)
+        status, body = node.body(path)
         assert status == 500, (path, status, body)
-        assert node.alive(), (path, node.log()[-3000:])
-        assert node.get("/req/ok")[:3:2] == (200, "ok"), path
+        assert node.alive, (path, node.log()[-3000:])
+        assert node.body("/req/ok") == (200, "ok"), path
     # a request listener's request_destroyed that raises: logged, the response already made
-    assert node.get("/req/ok?destroyed-exit")[:3:2] == (200, "ok")
-    assert node.alive()
-    status, _, body = node.get("/req/spawn")
+    assert node.body("/req/ok?destroyed-exit") == (200, "ok")
+    assert node.alive
+    status, body = node.body("/req/spawn")
     assert (status, body) == (200, "spawned")
-    assert node.alive(), node.log()[-3000:]
-    assert node.get("/req/ok")[:3:2] == (200, "ok")
+    assert node.alive, node.log()[-3000:]
+    assert node.body("/req/ok") == (200, "ok")
     log = node.log()
     for name in ("exit", "kbint", "timeout", "init", "ctor", "iter", "close", "lazy"):
         assert "Servlet.service() for servlet [%s] in context [/req] threw exception" % name in log, name

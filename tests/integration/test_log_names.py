@@ -3,12 +3,11 @@ not gevent's anonymous "[Dummy-N]"; and the GlobalNamingResources line says what
 them. A real ``pycat run`` with the stock conf/logging.ini format."""
 import os
 import re
-import subprocess
 import zipfile
 
 import pytest
 
-from node_helpers import free_port, http_get, make_base, node_env, pycat_cmd, read, wait_until
+from node_helpers import wait_until
 
 SERVER_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <Server port="-1" shutdown="SHUTDOWN">
@@ -68,31 +67,22 @@ def thread_field(line):
 
 
 @pytest.mark.timeout(120)
-def test_log_lines_name_their_greenlet_or_component(tmp_path, procs):
-    port = free_port()
-    base = make_base(tmp_path / "node", port, server_xml=SERVER_XML)
-    write_app(os.path.join(base, "webapps", "first"), APP)
-    log_path = str(tmp_path / "node.log")
-    with open(log_path, "ab") as out:
-        proc = procs.popen(pycat_cmd("run", "--base", base), env=node_env(base), stdout=out,
-                           stderr=subprocess.STDOUT)
-    wait_until(lambda: proc.poll() is not None or http_get(port, "/first/log"), timeout=30, message="node up")
-    assert proc.poll() is None, read(log_path)
+def test_log_lines_name_their_greenlet_or_component(tmp_path, pycat_node):
+    node = pycat_node(server_xml=SERVER_XML, apps=[write_app(str(tmp_path / "first"), APP)])
+    base, port = node.base, node.http_port
+    assert node.get("/first/log").status == 200
     # a request of an app, a deploy on the background tick, a deploy through the deploy channel
-    write_app(os.path.join(base, "webapps", "ticked"), APP)
-    wait_until(lambda: (http_get(port, "/ticked/log") or (0,))[0] == 200, message="/ticked deployed on a tick")
+    write_app(os.path.join(node.app_base, "ticked"), APP)
+    wait_until(lambda: node.get("/ticked/log").status == 200, message="/ticked deployed on a tick")
     war = str(tmp_path / "viacli.war")
     with zipfile.ZipFile(war, "w") as zf:
         for rel, content in APP.items():
             zf.writestr(rel, content)
-    wait_until(lambda: os.path.exists(os.path.join(base, "work", "pycat-manager.json")), message="deploy channel")
-    deployed = subprocess.run(pycat_cmd("deploy", war, "--base", base), env=node_env(base), capture_output=True,
-                              text=True, timeout=60)
+    deployed = node.cli("deploy", war)
     assert deployed.returncode == 0, deployed.stderr
-    assert http_get(port, "/viacli/log")[0] == 200
-    proc.terminate()           # SIGTERM: its handler logs too
-    assert proc.wait(20) == 0
-    log = read(log_path)
+    assert node.get("/viacli/log").status == 200
+    assert node.stop() == 0    # SIGTERM: its handler logs too
+    log = node.log()
 
     assert "[Dummy-" not in log, log
     assert thread_field(line_with(log, "Server startup in")) == "main"

@@ -5,15 +5,13 @@ import base64
 import http.cookiejar
 import os
 import re
-import shutil
-import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from node_helpers import HOME, free_port, http_get, make_base, node_env, pycat_cmd, read, wait_until
+from node_helpers import HOME, http_get, read
 
 USERS = """<?xml version="1.0" encoding="UTF-8"?>
 <tomcat-users xmlns="http://tomcat.apache.org/xml" version="1.0">
@@ -22,25 +20,19 @@ USERS = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def stock_node(tmp_path, procs):
+@pytest.fixture
+def stock_node(pycat_node):
     """A node on the shipped server.xml (LockOutRealm over the UserDatabaseRealm, tomcat-users.xml
-    copied as shipped) serving the shipped examples app. The background tick is set to an hour so
-    nothing a test sees can come from a tick."""
-    port, shutdown = free_port(), free_port()
-    xml = read(os.path.join(HOME, "conf", "server.xml"))
-    xml = xml.replace('<Connector port="${http.port:-8080}"', '<Connector port="${http.port:-8080}" address="127.0.0.1"')
-    xml = xml.replace('<Engine name="Catalina" defaultHost="localhost">',
-                      '<Engine name="Catalina" defaultHost="localhost" backgroundProcessorDelay="3600">')
-    assert 'backgroundProcessorDelay="3600"' in xml and 'address="127.0.0.1"' in xml
-    base = make_base(tmp_path / "node", port, server_xml=xml, properties="shutdown.port=%d\n" % shutdown)
-    shutil.copytree(os.path.join(HOME, "webapps", "examples"), os.path.join(base, "webapps", "examples"))
-    out = open(os.path.join(base, "logs", "out.txt"), "w")
-    proc = procs.popen(pycat_cmd("run"), env=node_env(base), cwd=base, stdout=out, stderr=subprocess.STDOUT)
-    out.close()
-    wait_until(lambda: proc.poll() is not None or (http_get(port, "/examples/") or (None,))[0] == 200,
-               timeout=30, message="the examples app to answer")
-    assert proc.poll() is None, read(os.path.join(base, "logs", "out.txt"))
-    return base, port, proc
+    copied as shipped; the plugin binds its Connector to 127.0.0.1 and gives ${http.port} and
+    ${shutdown.port} free ports) serving the shipped examples app. The background tick is set to
+    an hour so nothing a test sees can come from a tick."""
+    node = pycat_node(server_xml=os.path.join(HOME, "conf", "server.xml"),
+                      apps=[os.path.join(HOME, "webapps", "examples")],
+                      attributes={"engine": {"backgroundProcessorDelay": "3600"}})
+    written = read(os.path.join(node.base, "conf", "server.xml"))
+    assert 'backgroundProcessorDelay="3600"' in written and 'address="127.0.0.1"' in written
+    assert node.get("/examples/").status == 200
+    return node.base, node.http_port, node
 
 
 def protected(port, user=None, password=None):
@@ -62,9 +54,9 @@ def write_users(base, body):
         fh.write(USERS % body)
 
 
-def test_a_user_added_to_tomcat_users_logs_in_at_once(tmp_path, procs):
-    base, port, proc = stock_node(tmp_path, procs)
-    log = os.path.join(base, "logs", "out.txt")
+def test_a_user_added_to_tomcat_users_logs_in_at_once(stock_node):
+    base, port, node = stock_node
+    log = node.log_path
     assert "UserDatabaseRealm: 0 users" in read(log)        # the shipped file enables nobody
     assert protected(port)[0] == 401
     assert protected(port, "alice", "wonder-1")[0] == 401   # not a user yet
@@ -89,10 +81,10 @@ def test_a_user_added_to_tomcat_users_logs_in_at_once(tmp_path, procs):
     assert protected(port, "alice", "wonder-1")[0] == 401
     status, body = protected(port, "bob", "builder-2")
     assert status == 200 and body.startswith("Hello bob:")
-    assert proc.poll() is None
+    assert node.alive
 
 
-def test_the_shipped_example_users_work_once_given_passwords(tmp_path, procs):
+def test_the_shipped_example_users_work_once_given_passwords(stock_node):
     """conf/tomcat-users.xml carries a commented example; uncommented with real passwords it is a
     working users file for /examples/protected/ (and the placeholder passwords do not load)."""
     shipped = read(os.path.join(HOME, "conf", "tomcat-users.xml"))
@@ -102,7 +94,7 @@ def test_the_shipped_example_users_work_once_given_passwords(tmp_path, procs):
     users = re.findall(r'<user username="([^"]+)"', "\n".join(lines))
     assert users and all('password="<must-be-changed>"' in ln for ln in lines if ln.startswith("<user"))
 
-    base, port, proc = stock_node(tmp_path, procs)
+    base, port, node = stock_node
     chosen = "\n".join(ln.replace("<must-be-changed>", "pw-%d" % i) for i, ln in enumerate(lines))
     write_users(base, chosen)
     allowed = {"tomcat", "role1"}
@@ -116,8 +108,8 @@ def test_the_shipped_example_users_work_once_given_passwords(tmp_path, procs):
         assert protected(port, name, "<must-be-changed>")[0] == 401
 
 
-def test_the_session_sample_is_linked_from_the_examples_index(tmp_path, procs):
-    base, port, proc = stock_node(tmp_path, procs)
+def test_the_session_sample_is_linked_from_the_examples_index(stock_node):
+    base, port, node = stock_node
     status, page = http_get(port, "/examples/")
     assert status == 200
     links = re.findall(r'href="([^"]+)"', page.decode())

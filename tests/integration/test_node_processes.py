@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from node_helpers import (HELLO, HOME, free_port, http_get, is_alive, make_base, node_env, pycat_cmd, read,
-                      rewrite_ports, run_script, wait_until)
+                      run_script, wait_until)
 
 STOCK = [p for p in ("/usr/share/tomcat10/etc/server.xml", "/etc/tomcat10/server.xml") if os.path.exists(p)]
 
@@ -69,56 +69,47 @@ def test_two_nodes_from_one_install(tmp_path, procs):
 
 @pytest.mark.timeout(90)
 @pytest.mark.skipif(not STOCK, reason="the Debian tomcat10 package's server.xml is not installed")
-def test_stock_tomcat10_server_xml_configtest_and_start(tmp_path, procs):
-    ports = {}
-    xml = rewrite_ports(read(STOCK[0]), ports)
-    http_port = ports[8080]
-    base = make_base(tmp_path / "stock", http_port, server_xml=xml)
-    env = node_env(base)
-    check = subprocess.run(pycat_cmd("configtest"), env=env, capture_output=True, text=True, timeout=60)
+def test_stock_tomcat10_server_xml_configtest_and_start(pycat_node):
+    # the plugin gives every literal port (8005, 8080, 8443...) a free one and binds to 127.0.0.1
+    node = pycat_node(server_xml=STOCK[0], start=False)
+    assert node.http_port == node.ports["8080"]
+    check = node.cli("configtest")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "Configuration OK" in check.stdout
-    strict = subprocess.run(pycat_cmd("configtest", "--strict"), env=env, capture_output=True, text=True, timeout=60)
+    strict = node.cli("configtest", "--strict")
     assert strict.returncode == 0, strict.stdout + strict.stderr
-    proc = procs.popen(pycat_cmd("run"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    status = served(http_port)[0]
-    assert status in (200, 404)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
+    node.start()
+    assert node.get("/").status in (200, 404)
+    assert node.stop() == 0, node.log()
+    out = node.log()
     assert "Server startup in" in out and "Server stopped" in out and "Traceback" not in out
 
 
 @pytest.mark.timeout(60)
-def test_port_in_use_is_one_clear_line_and_exit_1(tmp_path, procs):
+def test_port_in_use_is_one_clear_line_and_exit_1(pycat_node):
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen(1)
     port = holder.getsockname()[1]
     try:
-        base = make_base(tmp_path / "busy", port)
-        proc = procs.popen(pycat_cmd("run"), env=node_env(base), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-        out, err = proc.communicate(timeout=30)
+        node = pycat_node(properties={"http.port": port}, start=False)
+        node.start(wait=False)
+        assert node.proc.wait(30) == 1
     finally:
         holder.close()
-    assert proc.returncode == 1
-    lines = [line for line in err.splitlines() if line.startswith("pycat:")]
-    assert len(lines) == 1, err
+    lines = [line for line in node.log().splitlines() if line.startswith("pycat:")]
+    assert len(lines) == 1, node.log()
     assert "Address already in use" in lines[0] and str(port) in lines[0]
 
 
 @pytest.mark.timeout(60)
-def test_run_exits_cleanly_on_sigterm_and_sigint(tmp_path, procs):
+def test_run_exits_cleanly_on_sigterm_and_sigint(pycat_node):
     for sig in (signal.SIGTERM, signal.SIGINT):
-        port = free_port()
-        base = make_base(tmp_path / sig.name, port, shutdown_port=-1)
-        proc = procs.popen(pycat_cmd("run"), env=node_env(base), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-        assert served(port) == (200, HELLO)
-        proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 0, out
+        node = pycat_node(name=sig.name)
+        assert node.get("/").status == 404                 # serving (no ROOT app)
+        node.proc.send_signal(sig)
+        assert node.proc.wait(30) == 0, node.log()
+        out = node.log()
         assert "Signal %s received" % sig.name in out and "Server stopped" in out
 
 
