@@ -12,7 +12,10 @@ Servers (each its own process; started one at a time, then loaded in turn):
   transport   pycat's own HTTP layer with no container: the Connector's PycatWSGIServer and
               PycatHandler, set up as Connector._start does (TCP_NODELAY, one send for headers and
               a small body, the same timeouts, maxKeepAliveRequests and header limit), serving the
-              bare WSGI callable directly. pycat / transport is what the container costs.
+              bare WSGI callable directly. pycat / transport is what the container costs, net
+              of one saving the bare callable cannot have: the container's buffered responses
+              leave through PycatHandler.send_whole (the same bytes, checked as WSGI's
+              start_response checks them) instead of start_response + write.
   gunicorn    gunicorn's gevent worker (1 worker, no access log) serving the same callable; skipped
               with a note when gunicorn is not installed (``pip install gunicorn``, or the ``bench``
               extra: ``pip install -e .[bench]``); --no-gunicorn leaves it out.
@@ -45,6 +48,11 @@ zero and a dump of the counters. Instructions per request do not move with the m
 and their transport / node ratio tracked the req/s ratio within a few hundredths here (both run
 the same interpreter on the same kind of code, so about the same instructions per cycle): use
 it to compare changes on a busy machine. It takes minutes (valgrind runs ~50x slower).
+
+bench/http_inproc.py asks the same question in one process, without sockets or a load generator:
+the node and the transport fed keep-alive requests through fake sockets, counted under callgrind
+in about a minute (``--instructions``) or profiled (``--profile full``); use it to find and weigh
+a change, and this script to confirm it with real servers.
 
 Load: wrk (Debian package ``wrk``) if it is on PATH, else (or with --load python) a load
 generator written in Python with gevent, in its own process: --connections keep-alive

@@ -7,7 +7,7 @@ escapes the pipeline is logged and answered with 500 (if nothing was sent yet); 
 connection and the server go on.
 """
 import logging
-import time
+from time import time as _time
 
 import gevent.socket as socket
 
@@ -29,6 +29,7 @@ class RequestStats:
         self.processing_time = self.max_time = 0.0
 
     def add(self, status, sent, seconds):
+        # Adapter.__call__ does the same inline for each request: keep the two alike
         self.request_count += 1
         if status >= 400:
             self.error_count += 1
@@ -36,17 +37,6 @@ class RequestStats:
         self.processing_time += seconds
         if seconds > self.max_time:
             self.max_time = seconds
-
-
-def _count(connector, context, response, seconds):
-    """One request's figures, into its Connector's and its Context's ``request_stats``."""
-    status, sent = response.status, response.bytes_sent
-    for owner in (connector, context):
-        if owner is not None:
-            stats = owner.__dict__.get("request_stats")
-            if stats is None:
-                stats = owner.request_stats = RequestStats()
-            stats.add(status, sent, seconds)
 
 
 class Adapter:
@@ -59,6 +49,15 @@ class Adapter:
         self.scheme = getattr(connector, "scheme", "http")
         self.secure = bool(getattr(connector, "secure", False))
         self.clean_paths = set()    # raw paths normalize() leaves as they are, with no parameters
+        # a subclass that builds its own Requests (AJP) is asked; the HTTP Adapter builds them inline
+        self.custom_requests = type(self).make_request is not Adapter.make_request
+        # the Connector's figures (kept across restarts: a new Adapter finds them)
+        stats = getattr(connector, "request_stats", None)
+        if stats is None:
+            stats = RequestStats()
+            if connector is not None:
+                connector.request_stats = stats
+        self.stats = stats
 
     @staticmethod
     def _lookup(addr):
@@ -68,17 +67,15 @@ class Adapter:
         except (OSError, UnicodeError):
             return addr
 
-    def make_request(self, environ, now):
+    def make_request(self, environ, now, mapping=None):
         """The Request of one environ (the AJP adapter overrides it: its client view is forwarded)."""
-        return Request(environ, self.connector, now, self.scheme, self.secure)
+        return Request(environ, self.connector, now, self.scheme, self.secure, mapping)
 
     def __call__(self, environ, start_response):
-        now = time.time()
-        request = self.make_request(environ, now)
-        response = Response(request, start_response)
-        if self.server_header is not None:
-            response.headers.append(("Server", self.server_header))
-        raw = request.request_uri
+        # Runs once per request: every step is inline unless it has work to do (see the notes on
+        # the request path's fast paths in docs/design.md); the rare cases leave for methods.
+        now = _time()
+        raw = environ.get("pycat.raw_path") or environ.get("PATH_INFO", "/")    # Request.request_uri
         clean = self.clean_paths
         if raw in clean:
             # seen before and nothing to decode nor normalise (see below): no call to normalize()
@@ -88,18 +85,34 @@ class Adapter:
             try:
                 path, params = normalize(raw, self.uri_encoding)
             except BadUri as exc:
-                return self._bad_uri(exc, environ, start_response, request, response)
+                request = self.make_request(environ, now)
+                return self._bad_uri(exc, environ, start_response, request, Response(request, start_response))
             if path == raw and not params and len(clean) < 1024 and len(raw) < 256:
                 clean.add(raw)    # normalize() returns such a path unchanged: every time (it is pure)
-        if self.lookups:
-            request.remote_host = self._lookup(request.remote_addr)
+        engine = self.engine
+        try:
+            mapping = engine.mapper.map(environ.get("HTTP_HOST"), path)
+            failure = None
+        except Exception as exc:
+            mapping, failure = None, exc     # answered 500 below, as a failure in the pipeline is
+        if self.custom_requests:
+            request = self.make_request(environ, now, mapping)
+        else:
+            request = Request(environ, self.connector, now, self.scheme, self.secure, mapping)
         request.decoded_uri = path
         if params:
             request.path_parameters = params
-        engine = self.engine
+        if self.lookups:
+            request.remote_host = self._lookup(request.remote_addr)
+        # the HTTP connector's handler may send the response itself (Response.finish); AJP's may not
+        handler = None if self.custom_requests else environ.get("pycat.handler")
+        response = Response(request, start_response, handler)
+        if self.server_header is not None:
+            response.headers.append(("Server", self.server_header))
         workers = self.connector.workers
         try:
-            request.apply_mapping(engine.mapper.map(environ.get("HTTP_HOST"), path))
+            if failure is not None:
+                raise failure
             workers.acquire()    # maxThreads: requests in the pipeline at once
             try:
                 engine.pipeline.first.invoke(request, response)
@@ -112,7 +125,29 @@ class Adapter:
             else:
                 response.reset()
                 response.status = 500
-        _count(self.connector, request.context, response, time.time() - now)
+        # the request's figures for the status page: RequestStats.add() on the Connector's and
+        # its Context's, inline (two calls cost more than the additions)
+        seconds = _time() - now
+        status = response.status
+        sent = 0 if response._suppress else response._body_len + response._streamed   # bytes_sent
+        stats = self.stats
+        stats.request_count += 1
+        stats.bytes_sent += sent
+        stats.processing_time += seconds
+        if seconds > stats.max_time:
+            stats.max_time = seconds
+        context = request.context
+        if context is not None:
+            stats = context.request_stats
+            if stats is None:
+                stats = context.request_stats = RequestStats()
+            stats.request_count += 1
+            stats.bytes_sent += sent
+            stats.processing_time += seconds
+            if seconds > stats.max_time:
+                stats.max_time = seconds
+        if status >= 400:
+            self._count_error(context)
         try:
             return response.finish()
         except (ValueError, UnicodeError) as exc:
@@ -120,6 +155,12 @@ class Adapter:
             log.error("Invalid response headers from %s %s: %s", request.method, request.request_uri, exc)
             start_response("500 Internal Server Error", [("Content-Length", "0")])
             return []
+
+    def _count_error(self, context):
+        """The error half of the inline RequestStats.add()s above (a status >= 400)."""
+        self.stats.error_count += 1
+        if context is not None:
+            context.request_stats.error_count += 1
 
     def _bad_uri(self, exc, environ, start_response, request, response):
         if request.request_uri == "*" and request.method == "OPTIONS":

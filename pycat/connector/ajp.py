@@ -62,10 +62,12 @@ class ProtocolError(Exception):
 class AjpAdapter(Adapter):
     """The HTTP Adapter; only the Request differs: its client view comes from the AJP message."""
 
-    def make_request(self, environ, now):
+    def make_request(self, environ, now, mapping=None):
         fwd = environ["pycat.ajp"]
         request = Request(environ, self.connector, now, "https" if fwd.is_ssl else self.scheme,
-                          True if fwd.is_ssl else self.secure)
+                          True if fwd.is_ssl else self.secure, mapping)
+        # the web server forwards the client's host name apart from its address
+        request.remote_host = environ.get("REMOTE_HOST") or request.remote_addr
         attrs = request.attributes
         forwarded = fwd.attributes
         if not self.connector.tomcat_authentication:

@@ -49,35 +49,51 @@ def parse_cookie_header(value):
 
 
 class Request:
+    # One Request is built per request, so its constructor stores only what every request needs.
+    # What most requests never set has a class-level default instead (read through the instance
+    # as usual; a write lands in the instance's __dict__): the constructor does not pay for it.
     __slots__ = (
         "environ", "connector", "method", "protocol", "request_uri", "query_string", "decoded_uri",
-        "path_parameters", "host", "context", "wrapper", "context_path", "servlet_path", "path_info",
-        "match_type", "mapping_redirect", "remote_addr", "remote_host", "peer_addr", "scheme", "secure",
-        "_server_name", "_server_port", "start_time", "attributes", "remote_user", "dispatcher_type",
-        "_cookies", "_params", "_header_overrides", "_body", "_local_addr", "session_if_exists",
-        "requested_session_id", "session_state", "__weakref__",
+        "host", "context", "wrapper", "context_path", "servlet_path", "path_info", "match_type",
+        "mapping_redirect", "remote_addr", "remote_host", "scheme", "secure", "start_time",
+        "attributes", "remote_user", "session_state", "_response", "__dict__", "__weakref__",
     )
+    path_parameters = None
+    dispatcher_type = "REQUEST"
+    session_if_exists = None
+    requested_session_id = None
+    _server_name = None
+    _server_port = None
+    _cookies = None
+    _params = None
+    _header_overrides = None
+    _body = None
+    _local_addr = None
 
-    def __init__(self, environ, connector=None, start_time=0.0, scheme=None, secure=False):
+    def __init__(self, environ, connector=None, start_time=0.0, scheme=None, secure=False, mapping=None):
         self.environ = environ
         self.connector = connector
         self.method = environ["REQUEST_METHOD"]
         self.protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
-        self.request_uri = environ.get("pycat.raw_path") or environ.get("PATH_INFO", "/")
+        self.request_uri = self.decoded_uri = environ.get("pycat.raw_path") or environ.get("PATH_INFO", "/")
         self.query_string = environ.get("QUERY_STRING", "")
-        self.decoded_uri = self.request_uri
-        self.path_parameters = None
-        self.host = self.context = self.wrapper = None
-        self.context_path = ""
-        self.servlet_path = ""
-        self.path_info = None
-        self.match_type = None
-        self.mapping_redirect = None
-        addr = environ.get("REMOTE_ADDR", "")
-        self.remote_addr = addr
-        # a proxy protocol (AJP) forwards the client's host name and its own address separately
-        self.remote_host = environ.get("REMOTE_HOST") or addr
-        self.peer_addr = environ.get("pycat.peer_addr") or addr
+        if mapping is None:
+            self.host = self.context = self.wrapper = None
+            self.context_path = self.servlet_path = ""
+            self.path_info = self.match_type = self.mapping_redirect = None
+        else:
+            # apply_mapping() inlined: the Adapter maps before it builds the Request
+            self.host = mapping.host
+            self.context = mapping.context
+            self.wrapper = mapping.wrapper
+            self.context_path = mapping.context_path
+            self.servlet_path = mapping.servlet_path
+            self.path_info = mapping.path_info
+            self.match_type = mapping.match_type
+            self.mapping_redirect = mapping.redirect
+        # remote_host: the address until someone resolves it (enableLookups) or a proxy protocol
+        # forwards a name (AJP's Adapter sets it from the environ's REMOTE_HOST)
+        self.remote_addr = self.remote_host = environ.get("REMOTE_ADDR", "")
         if scheme is not None:
             self.scheme = scheme
             self.secure = secure
@@ -87,20 +103,18 @@ class Request:
         else:
             self.scheme = environ.get("wsgi.url_scheme", "http")
             self.secure = self.scheme == "https"
-        self._server_name = None
-        self._server_port = None
         self.start_time = start_time
         self.attributes = {}
         self.remote_user = None
-        self.dispatcher_type = "REQUEST"
-        self._cookies = None
-        self._params = None
-        self._header_overrides = None
-        self._body = None
-        self._local_addr = None
-        self.session_if_exists = None
-        self.requested_session_id = None
         self.session_state = None
+        self._response = None      # set by session_support.begin: a session made later sends its cookie
+
+    @property
+    def peer_addr(self):
+        """The TCP peer's address, whatever a RemoteIpValve made of remote_addr (with AJP: the
+        web server's address, forwarded separately)."""
+        environ = self.environ
+        return environ.get("pycat.peer_addr") or environ.get("REMOTE_ADDR", "")
 
     def __repr__(self):
         return "<Request %s %s>" % (self.method, self.request_uri)

@@ -27,6 +27,25 @@ def status_line(code, reason=None):
     return line if line is not None else "%d Unknown" % code
 
 
+def header_block(headers):
+    """The header lines ("Name: value\\r\\n" each) of ``headers``, a list of (name, value), if
+    WSGI's start_response would take them as they are (str names and values, no CR or LF in
+    them) and they name a Content-Length but no Connection or Date (pywsgi adds or reads
+    those); else None. For PycatHandler.send_whole."""
+    try:
+        block = "".join([name + ": " + value + "\r\n" for name, value in headers])
+    except TypeError:
+        return None         # not a str: start_response raises, naming it
+    n = len(headers)
+    # each line holds exactly one CR and one LF, its end: else a name or value holds one
+    if block.count("\n") != n or block.count("\r") != n:
+        return None
+    names = "\n" + block.lower()       # "\n<name>:" finds a header by its whole name
+    if "\ncontent-length:" not in names or "\nconnection:" in names or "\ndate:" in names:
+        return None
+    return block
+
+
 def _declared_length(headers):
     for name, value in headers:
         if len(name) == 14 and name.lower() == "content-length":
@@ -42,34 +61,33 @@ class ContainerHeader(tuple):
 
 
 class Response:
-    __slots__ = ("request", "status", "reason", "headers", "_buffer", "_body_len", "committed",
-                 "is_error", "error_message", "error_reported", "suspended", "_suppress",
-                 "_start_response", "_write", "commit_time", "_content_type", "_charset", "status_set",
-                 "_streamed", "_aborted", "_declared", "_tail")
+    # Built once per request: the constructor stores what every request reads; the rest has a
+    # class-level default (a write lands in the instance's __dict__), as in Request.
+    __slots__ = ("request", "status", "headers", "_buffer", "_body_len", "_streamed", "committed",
+                 "is_error", "suspended", "_suppress", "_start_response", "_handler", "_content_type",
+                 "_charset", "_aborted", "__dict__")
+    reason = None
+    error_message = None
+    error_reported = False
+    status_set = False
+    commit_time = None
+    _write = None
+    _declared = None     # the Content-Length the app declared, once committed
+    _tail = None         # the bytes completing it, held until finish()
 
-    def __init__(self, request=None, start_response=None):
+    def __init__(self, request=None, start_response=None, handler=None):
+        """``handler``: the connection's PycatHandler when its ``send_whole`` may take the
+        response (the HTTP connector's Adapter passes it); else everything goes through
+        ``start_response``."""
         self.request = request
         self.status = 200
-        self.reason = None
         self.headers = []
         self._buffer = []
-        self._body_len = 0
-        self.committed = False
-        self.is_error = False
-        self.error_message = None
-        self.error_reported = False
-        self.suspended = False
-        self._suppress = False
+        self._body_len = self._streamed = 0
+        self.committed = self.is_error = self.suspended = self._suppress = self._aborted = False
         self._start_response = start_response
-        self._write = None
-        self.commit_time = None
-        self._content_type = None
-        self._charset = None
-        self.status_set = False
-        self._streamed = 0
-        self._aborted = False
-        self._declared = None     # the Content-Length the app declared, once committed
-        self._tail = None         # the bytes completing it, held until finish()
+        self._handler = handler
+        self._content_type = self._charset = None
 
     # -- status and headers -------------------------------------------------------------
     def set_status(self, code, reason=None):
@@ -193,7 +211,12 @@ class Response:
                 self._charset = (context.response_character_encoding if context is not None else None) \
                     or "utf-8"
             data = data.encode(self._charset)
-        self.write_bytes(data)
+        if data and not (self.committed or self.suspended):
+            # write_bytes' common case, inline (a servlet's every write comes here)
+            self._buffer.append(data)
+            self._body_len += len(data)
+        else:
+            self.write_bytes(data)
 
     def write_bytes(self, data):
         if self.suspended or not data:
@@ -308,14 +331,15 @@ class Response:
 
     # -- commit ----------------------------------------------------------------------------
     def _header_list(self, content_length):
-        headers = list(self.headers)
+        own = self.headers
+        headers = list(own) if own else []
         ctype = self._content_type
         if ctype is not None:
             if self._charset and "charset" not in ctype and ctype.startswith("text/"):
                 ctype = "%s;charset=%s" % (ctype, self._charset)
             headers.append(("Content-Type", ctype))
         if content_length is not None:
-            for name, _ in self.headers:
+            for name, _ in own:
                 if name.lower() == "content-length":
                     break
             else:
@@ -363,18 +387,45 @@ class Response:
             if tail:
                 self._write(b"".join(tail))
             return []
+        # no commit_time here: the only reader (the access log's %F) ran before finish()
         self.committed = True
-        self.commit_time = time.time()
         status = self.status
         body_len = self._body_len
-        head = self.request is not None and self.request.method == "HEAD"
+        request = self.request
+        head = request is not None and request.method == "HEAD"
+        reason = self.reason
+        line = _STATUS_LINES.get(status) if reason is None else None
+        if line is None:
+            line = status_line(status, reason)
         if status in _NO_BODY or status < 200:
-            self._start_response(status_line(status, self.reason),
-                                 [h for h in self._header_list(None) if h[0].lower() != "content-length"])
+            self._start_response(line, [h for h in self._header_list(None) if h[0].lower() != "content-length"])
             return []
-        self._start_response(status_line(status, self.reason),
-                             self._header_list(None if (self._suppress and not body_len) else str(body_len)))
-        if head or self._suppress or not body_len:
+        suppress = self._suppress
+        length = None if (suppress and not body_len) else str(body_len)
+        handler = self._handler
+        if handler is not None and length is not None and \
+                (reason is None or ("\r" not in line and "\n" not in line)):     # an app's reason phrase
+            # The connection's handler sends the whole response itself (PycatHandler.send_whole),
+            # skipping WSGI's start_response and its per-header work. The status and the header
+            # lines are checked here as start_response checks them; anything odd goes its way.
+            ctype = self._content_type
+            if self.headers or ctype is None:
+                block = header_block(self._header_list(length))
+            else:
+                # the common case (a content type and the length), without a list: the same text
+                charset = self._charset
+                if charset and "charset" not in ctype and ctype.startswith("text/"):
+                    ctype = "%s;charset=%s" % (ctype, charset)
+                block = "Content-Type: " + ctype + "\r\nContent-Length: " + length + "\r\n" \
+                    if ctype.__class__ is str and "\r" not in ctype and "\n" not in ctype else None
+            if block is not None:
+                buffer = self._buffer
+                body = None if (head or suppress or not body_len) else \
+                    (buffer[0] if len(buffer) == 1 else b"".join(buffer))
+                if handler.send_whole(line, status, block, body):
+                    return []
+        self._start_response(line, self._header_list(length))
+        if head or suppress or not body_len:
             return []
         buffer = self._buffer
         return buffer if len(buffer) == 1 else [b"".join(buffer)]

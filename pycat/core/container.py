@@ -26,6 +26,9 @@ class ContainerBase(Lifecycle):
     #: else None; drain_waiters counts the drains sharing it
     drained = None
     drain_waiters = 0
+    #: the Context's request figures for the status page (a RequestStats the connector's Adapter
+    #: makes on the Context's first request and updates on each one); None before
+    request_stats = None
 
     name = Attr(str, None, "Name of this container")
     background_processor_delay = Attr(int, -1, "Seconds between background_process() calls "

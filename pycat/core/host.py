@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 
 _STARTED = LifecycleState.STARTED
+_set_loader, _reset_loader = _current_loader.set, _current_loader.reset    # bound once: per request
 # the class of the Contexts a Host deploys unless its contextClass says otherwise (the deployer uses it too)
 DEFAULT_CONTEXT_CLASS = "pycat.core.context:Context"
 
@@ -55,7 +56,7 @@ class StandardHostValve(Valve):
             response.send_error(404, "The requested resource [%s] is not available" % request.request_uri)
             return
         loader = context.loader
-        token = _current_loader.set(loader if getattr(loader, "prefix", None) else None)
+        token = _set_loader(loader if getattr(loader, "prefix", None) else None)
         context.inflight_requests += 1      # drain() waits for these before stopping a retired Context
         try:
             context.pipeline.first.invoke(request, response)
@@ -70,12 +71,16 @@ class StandardHostValve(Valve):
             request.set_attribute(EXCEPTION_ATTR, exc)
             response.send_error(500)
         finally:
-            _current_loader.reset(token)
+            _reset_loader(token)
             left = context.inflight_requests = context.inflight_requests - 1
             if not left and context.drained is not None:   # a drain() waits: wake it (rare)
                 context.drained.set()
-        if response.is_error or request.attributes.get(EXCEPTION_ATTR) is not None:
+        if response.is_error:
             apply_error_page(context, request, response)
+        else:
+            attributes = request.attributes     # most often empty: no lookup then
+            if attributes and attributes.get(EXCEPTION_ATTR) is not None:
+                apply_error_page(context, request, response)
 
 
 class Host(ContainerBase):

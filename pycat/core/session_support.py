@@ -215,14 +215,20 @@ class SessionState:
 
 
 def begin(request, response):
+    _CURRENT_REQUEST.set(request)
+    # a session made later (get_session) takes the response from here, for its Set-Cookie
+    request._response = response
+    if request.session_state is None and not request.path_parameters:
+        header = request.environ.get("HTTP_COOKIE")
+        if not header:
+            # nothing requested (most requests): no state until the app asks for a session
+            return
     context = request.context
-    # config_for() inlined: this runs on every request of every app
+    # config_for() inlined: this runs on every request with a cookie
     cfg = context.__dict__.get("_session_config") or config_for(context)
     state = request.session_state
     if state is not None and state.config is cfg and state.response is response and not state.looked_up:
-        # an Engine/Host valve began already (JvmRouteBinderValve reads the requested ids early)
-        _CURRENT_REQUEST.set(request)
-        return
+        return    # an Engine/Host valve began already (JvmRouteBinderValve reads the requested ids early)
     state = SessionState(response, cfg)
     candidates = None
     if cfg.use_cookies:
@@ -241,7 +247,6 @@ def begin(request, response):
         request.requested_session_id = candidates[0][0]
         state.from_cookie = candidates[0][1]
     request.session_state = state
-    _CURRENT_REQUEST.set(request)
 
 
 def end(request, response):
@@ -255,7 +260,8 @@ def end(request, response):
                 log.exception("end_access of session %s failed", session.id)
         state.ended = list(state.ended) + state.used if state.ended else state.used
         state.used = ()
-    exc = request.attributes.get(EXCEPTION_ATTR)
+    attributes = request.attributes
+    exc = attributes.get(EXCEPTION_ATTR) if attributes else None
     if exc is not None and not response.committed:
         if isinstance(exc, TooManyActiveSessions):
             response.send_error(503, str(exc))
@@ -264,9 +270,10 @@ def end(request, response):
 
 
 def release(request):
-    """The request has left the Host (the Engine valve calls this): its session state drops the
-    response, breaking the request -> state -> response -> request cycle. A session created
-    after this point gets no Set-Cookie, as one created after the response was committed."""
+    """The request has left the Host (the Engine valve calls this): it and its session state drop
+    the response, breaking the request -> response -> request cycle. A session created after this
+    point gets no Set-Cookie, as one created after the response was committed."""
+    request._response = None
     state = request.session_state
     if state is not None:
         state.response = None
@@ -289,7 +296,8 @@ def requested_ids(request, response):
     if request.context is None:
         return []
     begin(request, response)
-    return [sid for sid, _from_cookie in request.session_state.candidates]
+    state = request.session_state
+    return [sid for sid, _from_cookie in state.candidates] if state is not None else []
 
 
 def change_requested_id(request, old_id, new_id):
@@ -312,7 +320,7 @@ def current_request():
 def _state(request):
     state = request.session_state
     if state is None and request.context is not None:
-        state = request.session_state = SessionState(None, config_for(request.context))
+        state = request.session_state = SessionState(request._response, config_for(request.context))
     return state
 
 

@@ -15,7 +15,7 @@ from pycat.core.container import ContainerBase
 from pycat.core.pipeline import Valve
 from pycat.errors import EXCEPTION_ATTR, BadRequest
 from pycat.webapp.filters import run_servlet
-from pycat.webapp.loader import app_code
+from pycat.webapp.loader import abort, app_code, is_abort
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,18 @@ class StandardWrapperValve(Valve):
         wrapper = self.container
         try:
             servlet = wrapper.servlet or wrapper.allocate()
-            run_servlet(wrapper, servlet, request, response)     # behind the mapped filters
+            if getattr(wrapper.parent, "filter_map", None) is None:
+                # run_servlet() for a Context without filters, inline (once per request)
+                try:
+                    servlet.service(request, response)
+                except Exception:
+                    raise
+                except BaseException as exc:
+                    if is_abort(exc):     # app code's sys.exit() & co: a failure of this request
+                        raise abort(exc, "serving %s %s" % (request.method, request.request_uri)) from None
+                    raise
+            else:
+                run_servlet(wrapper, servlet, request, response)     # behind the mapped filters
         except BadRequest as exc:
             # the client's malformed body, not a servlet failure: 400 and one line, no stack trace
             # (Tomcat's BadRequestException); the connection closes after this response

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import time
+from time import time as _time
 
 import gevent
 
@@ -113,7 +114,11 @@ def _request_line(req, resp, now):
     return "%s %s%s %s" % (req.method, req.request_uri, "?" + q if q else "", req.protocol)
 
 
-@_inline("%s", '(n if (n := resp.bytes_sent) else "-")')
+# resp.bytes_sent, inline (a property call costs more than the sum)
+_BYTES_SENT = "(0 if resp._suppress else resp._body_len + resp._streamed)"
+
+
+@_inline("%s", '(n if (n := %s) else "-")' % _BYTES_SENT)
 def _bytes_clf(req, resp, now):
     n = resp.bytes_sent
     return str(n) if n else "-"
@@ -132,7 +137,7 @@ def _session_id(req, resp, now):
 SIMPLE = {
     "A": lambda req, resp, now: req.local_addr,
     "b": _bytes_clf,
-    "B": _inline("%s", "resp.bytes_sent")(lambda req, resp, now: str(resp.bytes_sent)),
+    "B": _inline("%s", _BYTES_SENT)(lambda req, resp, now: str(resp.bytes_sent)),
     "H": _inline("%s", "req.protocol")(lambda req, resp, now: req.protocol),
     "l": lambda req, resp, now: "-",
     "m": _inline("%s", "req.method")(lambda req, resp, now: req.method),
@@ -315,6 +320,7 @@ class AccessLogValve(Valve):
         self._unless = self.condition_unless or self.condition
         self._if = self.condition_if
         self._rotate = self.rotatable
+        self._rotation_start = self._rotation_end = 0.0     # the first line checks the file name
         self._buffer_lines = self.buffered
         self._conditional = self._unless is not None or self._if is not None
         # unbuffered: every line (never empty, it ends in "\n") passes 0 and is written at once
@@ -354,7 +360,18 @@ class AccessLogValve(Valve):
             self.next.invoke(request, response)
         finally:
             if self._on:
-                self.log(request, response)
+                if self._conditional:
+                    self.log(request, response)
+                else:
+                    # log() without its conditions, inline: this runs once per request
+                    now = _time()
+                    if not self._rotation_start <= now < self._rotation_end:
+                        self._rotate_if_needed(now)
+                    line = self._line(request, response, now)
+                    self._buffer.append(line)
+                    self._buffered_bytes += len(line)
+                    if self._buffered_bytes > self._flush_at:
+                        self.flush()
 
     def format(self, request, response, now):
         return self._format(request, response, now)
@@ -367,8 +384,8 @@ class AccessLogValve(Valve):
                 return
             if self._if is not None and attributes.get(self._if) is None:
                 return
-        now = time.time()
-        if self._rotate and not self._rotation_start <= now < self._rotation_end:
+        now = _time()
+        if not self._rotation_start <= now < self._rotation_end:
             self._rotate_if_needed(now)
         line = self._line(request, response, now)
         self._buffer.append(line)
@@ -378,6 +395,9 @@ class AccessLogValve(Valve):
 
     def _rotate_if_needed(self, now):
         """Once a second: a new file when the name's date changed."""
+        if not self._rotate:
+            self._rotation_start, self._rotation_end = float("-inf"), float("inf")    # never again
+            return
         second = int(now)
         self._rotation_start, self._rotation_end = float(second), second + 1.0
         if time.strftime(self._date_fmt, time.localtime(now)) != self._file_date:

@@ -43,11 +43,10 @@ class Servlet:
 
 class HttpServlet(Servlet):
     def service(self, request, response):
-        method = request.method
-        name = _HANDLERS.get(method)
-        handler = getattr(self, name, None) if name is not None else None
-        if handler is None:
-            response.send_error(501, "Method %s is not implemented by this servlet" % method)
+        try:
+            handler = getattr(self, _HANDLERS[request.method])
+        except (KeyError, AttributeError):
+            response.send_error(501, "Method %s is not implemented by this servlet" % request.method)
             return
         handler(request, response)
 
