@@ -52,6 +52,7 @@ DYNAMIC_ALLOWED = {
 # pure modules: wire formats and tables, no I/O; they (and every pycat module they import) use none of
 # these, so they can be tested and fuzzed without a network, and a heartbeat never blocks on DNS
 PURE = ("pycat.tribes.member", "pycat.tribes.io", "pycat.core.mapper", "pycat.connector.http_parse", "pycat.connector.ajp_packet", "pycat.tribes.membership.membership",
+        "pycat.tribes.membership.static_protocol",
         "pycat.tribes.tipis.map_message", "pycat.tribes.tipis.map_state",
         "pycat.ha.deploy.farm_message", "pycat.ha.deploy.farm_state", "pycat.ha.deploy.file_message_factory",
         "pycat.ha.deploy.war_watcher")

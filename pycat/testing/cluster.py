@@ -132,10 +132,9 @@ class Cluster:
         if not has_cluster:
             membership_xml = (MCAST_XML.format(group=self.group, port=self.mcast_port) if membership == "multicast"
                               else STATIC_XML.format(members=members))
-            # static members are probed on the channel's heartbeat (5 s by default), and a
-            # BackupManager's map learns its members from pings on that beat too: a faster beat
-            # lets a static cluster settle in about a second, as a multicast one does
-            channel_attrs = ' heartbeatSleeptime="500"' if membership == "static" else ""
+            # nothing to add: a static member knows the live members, and they know it, when
+            # its channel's start returns (the default 5 s heartbeat only pings and expires)
+            channel_attrs = ""
             fragment = (cluster_xml or CLUSTER_XML).format(
                 send_options=send_options, manager=manager_xml(manager, manager_attrs),
                 membership=membership_xml, interceptors=interceptors, extra=extra, channel_attrs=channel_attrs,

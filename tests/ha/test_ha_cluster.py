@@ -1,5 +1,5 @@
 """SimpleTcpCluster in-process over real loopback sockets: attributes, default channel, membership,
-cluster listeners, graceful leave, background heartbeat with static membership."""
+cluster listeners, graceful leave, static membership (members known when the start returns)."""
 import logging
 import socket
 
@@ -208,7 +208,7 @@ def static_cluster(my_port, peer_port, my_id, peer_id):
     return cluster
 
 
-def test_static_membership_with_background_heartbeat(started):
+def test_static_members_know_each_other_when_start_returns(started):
     ports = []
     for _ in range(2):
         with socket.socket() as s:
@@ -216,19 +216,27 @@ def test_static_membership_with_background_heartbeat(started):
             ports.append(s.getsockname()[1])
     a = static_cluster(ports[0], ports[1], 1, 2)
     b = static_cluster(ports[1], ports[0], 2, 1)
-    inbox = Inbox()
+    inbox, events = Inbox(), Events()
     a.add_cluster_listener(inbox)
+    a.add_lifecycle_listener(events)
     started(a)
     assert a.channel.heartbeat_enabled is False  # the container's background thread beats instead
-    assert not a.has_members()
+    assert not a.has_members()                   # b is not up yet
     started(b)
-    wait_for(lambda: b.has_members(), what="b to see a (it probes the listed members when it starts)")
-    assert b.get_members()[0].port == ports[0]
-    assert not a.has_members()  # a learns of b only on a heartbeat: the container's background_process
-    a.background_process()
-    wait_for(lambda: a.has_members(), what="a to see b after a background heartbeat")
+    # b's start announced it and waited for a's answer: no heartbeat needed on either side
+    assert [m.port for m in b.get_members()] == [ports[0]]
+    assert [m.port for m in a.get_members()] == [ports[1]]
+    assert events.of(AFTER_MEMBER_REGISTER) == a.get_members()   # a's listeners had it too
     b.send(ClusterMessage("test", "static"))
     wait_for(lambda: [m.body for m in inbox.messages] == ["static"])
+    a.background_process()                       # a heartbeat pings b: still there
+    assert [m.port for m in a.get_members()] == [ports[1]]
+    # b stops: it tells a, which has dropped it (a graceful departure) when b's stop returns
+    b.stop()
+    assert not a.has_members() and [m.port for m in events.of(AFTER_MEMBER_UNREGISTER)] == [ports[1]]
+    # and a restarted b is back on both sides when its start returns
+    b.start()
+    assert [m.port for m in a.get_members()] == [ports[1]] and b.has_members()
 
 
 def test_one_line_cluster_from_server_xml_runs_its_channel(group, started, caplog):

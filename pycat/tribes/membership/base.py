@@ -19,6 +19,12 @@ The contract the channel codes against (Tomcat's ``MembershipService``):
 * ``get_members()`` (longest-running first), ``get_member(m)``, ``has_members()``,
   ``find_member_by_name(name)``, ``broadcast(data)``, the ``payload`` and ``domain`` attributes
   (mirrored onto the local member at once, so they go out with the next heartbeat).
+* ``membership_message(channel_data)``: the coordinator offers each message that came in with
+  the MULTICAST option here first; True means it was the service's own traffic and is consumed
+  (only static membership sends any over TCP: static_protocol.py). The default takes nothing.
+* ``deliver_pending(timeout)``: wait until the listener has been handed every event fired so far
+  (a service that learns members while it starts waits on it, so they are members everywhere in
+  the stack when its start returns).
 * ``record_authenticator``: None, or an object with ``sign_record(member)`` and
   ``verify_record(member)`` (the AuthInterceptor installs itself here): a service that sends
   member records sends ``local_record()``, and one that receives them passes each through
@@ -28,6 +34,8 @@ import ipaddress
 import logging
 import socket
 
+import gevent
+import gevent.event
 import gevent.queue
 
 from pycat.attrs import Attr
@@ -85,6 +93,7 @@ class MembershipService(Lifecycle):
         self._levels = 0
         self._asked = MBR_BOTH           # the levels the next Lifecycle start brings up
         self._events = gevent.queue.Queue()
+        self._dispatcher = None
         #: signs our member records and verifies the ones received (see the module docstring)
         self.record_authenticator = None
         #: member records ignored because they did not verify
@@ -114,13 +123,18 @@ class MembershipService(Lifecycle):
             self.local_member.encode(refresh_alive=True)
         return self.local_member
 
-    def local_record(self):
+    def local_record(self, command=None):
         """The local member's record for the wire, alive time refreshed (and signed, with an
-        authenticator)."""
+        authenticator). With ``command``, the record of a copy carrying that command (the local
+        member itself, the sender field of every message, keeps its own)."""
+        member = self.local_member
+        if command is not None:
+            member = member.copy()
+            member.command = command
         auth = self.record_authenticator
         if auth is None:
-            return self.local_member.encode(refresh_alive=True)
-        return auth.sign_record(self.local_member)
+            return member.encode(refresh_alive=True)
+        return auth.sign_record(member)
 
     def accept_record(self, member, source=None):
         """True when a received member record may be believed. With an authenticator, its
@@ -203,7 +217,7 @@ class MembershipService(Lifecycle):
         self.local_member.service_start_time = now_ms()
         self.membership.clear()
         self._events = gevent.queue.Queue()
-        self.spawn(self._dispatch_loop)
+        self._dispatcher = self.spawn(self._dispatch_loop)
 
     def _stop_service(self):
         """Close what ``_start_service`` opened, once no level runs."""
@@ -214,9 +228,28 @@ class MembershipService(Lifecycle):
         """Queue ``member_added`` / ``member_disappeared`` for the membership listener."""
         self._events.put((name, member))
 
+    def deliver_pending(self, timeout):
+        """Wait at most ``timeout`` s until the listener was handed every event fired before this
+        call; True if it was. Returns at once (False) when no dispatcher runs or when called from
+        the dispatcher itself (a listener must never wait on its own delivery)."""
+        dispatcher = self._dispatcher
+        if dispatcher is None or dispatcher.dead or gevent.getcurrent() is dispatcher:
+            return False
+        delivered = gevent.event.Event()
+        self._events.put((None, delivered))
+        return delivered.wait(timeout)
+
+    def membership_message(self, msg):
+        """A ChannelData received with the MULTICAST option (module doc): True when it is this
+        service's own and consumed. Nothing here is."""
+        return False
+
     def _dispatch_loop(self):
         while True:
             name, member = self._events.get()
+            if name is None:
+                member.set()  # a deliver_pending marker: everything before it was handed over
+                continue
             listener = self.membership_listener
             if listener is None:
                 continue

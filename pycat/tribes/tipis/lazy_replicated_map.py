@@ -8,7 +8,11 @@ promoted and its primaries' backups replaced (map_state.EntryTable.member_gone).
 
 Map members are the channel members that run a map of the same name: found with an INIT RPC at
 start, told with START, refreshed by a PING RPC on every channel heartbeat, dropped on STOP, on
-the channel's member_disappeared, or after ``access_timeout`` ms of silence. Messages (wire form
+the channel's member_disappeared, or after ``access_timeout`` ms of silence. A map that speaks
+(START, an answer) before the channel has its member becomes a map member when the channel's
+member_added comes (within ``access_timeout``). A map that started with no map member to ask
+transfers the state from the first one it meets (at the next ping): a node whose map started
+before its peers were known still learns the keys that existed before. Messages (wire form
 in map_message.py; plain sends use ``send_options``, RPCs drop SYNCHRONIZED_ACK):
 
     put             BACKUP (full value) -> the chosen backup; PROXY -> the other map members
@@ -63,6 +67,8 @@ log = logging.getLogger(__name__)
 
 #: seconds between two warnings about the same repeating problem (same member, same kind)
 LOG_INTERVAL = 60.0
+#: members remembered at most as "its map spoke before the channel knew it"
+_EARLY_MAX = 64
 
 
 class MapOwner:
@@ -181,6 +187,7 @@ class LazyReplicatedMap:
         self._member_memo = {}      # member identity from the wire -> the channel's Member (map_message)
         self._key_locks = {}        # key -> [RLock, users]: one primary-side change of a key at a time
         self._state_transferred = False
+        self._early = {}            # Member -> ms: its map spoke before the channel had it (see _member_alive)
         self._pinging = False
         self._limited = _LogLimiter()
 
@@ -234,6 +241,7 @@ class LazyReplicatedMap:
         except Exception as exc:  # a stopping channel must not fail the stop
             log.debug("map %s: STOP not sent: %s", self.map_name, exc)
         self._members.clear()
+        self._early.clear()
         self._table.clear()
         self._state_transferred = False
 
@@ -571,8 +579,12 @@ class LazyReplicatedMap:
 
     # -- membership ----------------------------------------------------------------------------------
     def member_added(self, member):
-        """A channel member arrived: nothing yet. It becomes a map member when its map says START
-        or answers a PING."""
+        """A channel member arrived. It becomes a map member when its map says START or answers a
+        PING, or now if its map already did so before the channel knew it (a joiner's START can
+        overtake the membership event on this node)."""
+        seen = self._early.pop(member, None)
+        if seen is not None and _now_ms() - seen <= self.access_timeout and self.state == mm.INITIALIZED:
+            self._member_alive(member)
 
     def member_disappeared(self, member):
         """A map member left (channel, STOP or silence): Tomcat's 5.4 decisions, carried out now."""
@@ -600,7 +612,11 @@ class LazyReplicatedMap:
         """A map of ours answered or spoke: (re)add it; a new one gives backups to entries lacking one."""
         known = self.channel.get_member(member)
         if known is None:
-            log.debug("map %s: %s is not a channel member; not a map member either", self.map_name, _name(member))
+            log.debug("map %s: %s is not a channel member (yet); not a map member either", self.map_name,
+                      _name(member))
+            if len(self._early) >= _EARLY_MAX:
+                self._early.clear()   # bounded: only peers that got a message through can be here
+            self._early[member] = _now_ms()
             return
         local = self._local()
         if local is not None and known == local:
@@ -632,8 +648,7 @@ class LazyReplicatedMap:
         """Proxies for every key the first answering map member knows."""
         members = list(self._members)
         if not members:
-            self._state_transferred = True
-            return
+            return   # nobody to ask yet: the first map member met is asked (at a ping)
         request = self._message(mm.STATE).to_plain()
         for member in members:
             if self._rpc is None:
