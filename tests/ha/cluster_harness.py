@@ -76,19 +76,6 @@ COOKIE = "JSESSIONID"
 
 _ENGINE_OPEN = 'jvmRoute="${jvm.route:-node0}">'
 
-# channel_only: the <Cluster> holds nothing but its <Channel> (pycat.testing's Cluster fills the fields)
-CHANNEL_ONLY_XML = """<Cluster className="org.apache.catalina.ha.tcp.SimpleTcpCluster" channelSendOptions="{send_options}">
-  <Channel className="org.apache.catalina.tribes.group.GroupChannel">
-    {membership}
-    <Receiver className="org.apache.catalina.tribes.transport.nio.NioReceiver" address="127.0.0.1"
-              port="${{cluster.port}}" autoBind="1" selectorTimeout="5000" maxThreads="6"/>
-    <Sender className="org.apache.catalina.tribes.transport.ReplicationTransmitter">
-      <Transport className="org.apache.catalina.tribes.transport.nio.PooledParallelSender"/>
-    </Sender>
-    <Interceptor className="org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"/>
-    <Interceptor className="org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"/>
-  </Channel>
-</Cluster>"""
 REPLICATION_VALVE = '<Valve className="org.apache.catalina.ha.tcp.ReplicationValve" filter=""/>'
 CLUSTER_LISTENER = '<ClusterListener className="org.apache.catalina.ha.session.ClusterSessionListener"/>'
 BINDER_VALVE = '<Valve className="org.apache.catalina.ha.session.JvmRouteBinderValve"/>'
@@ -395,8 +382,9 @@ def build_cluster(root, n=2, send_options=ASYNC, procs=None, channel_only=False,
     assert _ENGINE_OPEN in xml
     xml = xml.replace(_ENGINE_OPEN, _ENGINE_OPEN[:-1] + ' backgroundProcessorDelay="1">', 1)
     valves = VALVES if binder else "\n  ".join([REPLICATION_VALVE, CLUSTER_LISTENER])
-    cluster = Cluster(root, n, manager, send_options, manager_attrs=attrs, server_xml=xml, valves=valves,
-                      cluster_xml=CHANNEL_ONLY_XML if channel_only else None)
+    # channel_only: the <Cluster> holds its <Channel> and nothing else
+    cluster = Cluster(root, n, None if channel_only else manager, send_options, manager_attrs=attrs, server_xml=xml,
+                      valves="" if channel_only else valves)
     for node in cluster.nodes:
         write_root(node)
         for app in apps:

@@ -26,22 +26,10 @@ import pytest
 from cluster_harness import Cluster, write_root, wait_until
 from node_helpers import SERVER_XML
 
-FARM_CLUSTER_XML = """<Cluster className="org.apache.catalina.ha.tcp.SimpleTcpCluster" channelSendOptions="8">
-  <Channel className="org.apache.catalina.tribes.group.GroupChannel">
-    {membership}
-    <Receiver className="org.apache.catalina.tribes.transport.nio.NioReceiver" address="127.0.0.1"
-              port="${{cluster.port}}" autoBind="1" maxThreads="6"/>
-    <Sender className="org.apache.catalina.tribes.transport.ReplicationTransmitter">
-      <Transport className="org.apache.catalina.tribes.transport.nio.PooledParallelSender"/>
-    </Sender>
-    <Interceptor className="org.apache.catalina.tribes.group.interceptors.TcpFailureDetector"/>
-    <Interceptor className="org.apache.catalina.tribes.group.interceptors.MessageDispatchInterceptor"/>
-    {interceptors}
-  </Channel>
-  <Deployer className="org.apache.catalina.ha.deploy.FarmWarDeployer" tempDir="war-temp"
+# the farm's nodes: pycat.testing's <Cluster> with no Manager and no valves, and this Deployer
+FARM_DEPLOYER_XML = """<Deployer className="org.apache.catalina.ha.deploy.FarmWarDeployer" tempDir="war-temp"
             deployDir="webapps" watchDir="war-listen" watchEnabled="${{farm.watch}}" processDeployFrequency="1"
-            {extra}/>
-</Cluster>"""
+            {extra}/>"""
 AUTH = '<Interceptor className="pycat.AuthInterceptor" secret="farm-test-secret"/>'
 
 _HOST_OPEN = '<Host name="localhost" appBase="webapps" unpackWARs="true" autoDeploy="true">'
@@ -113,8 +101,8 @@ def build_farm(root, n=3, procs=None, in_engine=False, watchers=(1,), max_valid_
     engine_open = 'jvmRoute="${jvm.route:-node0}">'
     assert engine_open in xml and _HOST_OPEN in xml
     xml = xml.replace(engine_open, engine_open[:-1] + ' backgroundProcessorDelay="1">', 1)
-    farm = Farm(root, n, None, server_xml=xml, cluster_xml=FARM_CLUSTER_XML, in_host=not in_engine,
-                interceptors=AUTH if auth else "", extra='maxValidTime="%d"%s' % (max_valid_time, extra),
+    farm = Farm(root, n, None, server_xml=xml, valves="", in_host=not in_engine, interceptors=AUTH if auth else "",
+                extra=FARM_DEPLOYER_XML.format(extra='maxValidTime="%d"%s' % (max_valid_time, extra)),
                 node_properties={"node%d" % i: {"farm.watch": "true" if i in watchers else "false"}
                                  for i in range(1, n + 1)})
     for node in farm.nodes:
