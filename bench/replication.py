@@ -71,6 +71,36 @@ containers): a one-attribute delta in the flat envelope encodes in ~6-9 us and d
 item (~0.5 us for each of the ~45 values and containers of a session); the next step is still a
 compiled encoder with the same format.
 
+NOTES, 2026-12-02 night (speed pass: coalesced channel writes, list-built codec, straight writers;
+uncommitted tree on top of 86709bd). Quiet machine (load average 0.5-1). "before" is the same tree
+with the replication and channel files at HEAD (so the other helpers' HTTP-path changes are in
+both), run from a copy right before or after "after"; medians:
+
+    figure                                      before                after                 target
+    async mutating / no-session on A            0.48 (4 runs: 0.47-0.49) 0.61 (4 runs: 0.60-0.62)  >= 0.6 met
+    sync  the same                              0.36                  0.41
+    CPU per mutating request, async: A / B      222 / 114 us          167 / 41 us
+    "+ encoding and sending to B" (layers)      +76 us                +22 us
+    async latency A's response -> B, p50/p99    -0.07 / 0.16 ms       0.06 / 0.15 ms        1 / 5 ms
+    state transfer 1k / 10k / 100k (B reports)  28 / 205 / 1800 ms    21 / 150 / 1160 ms    10k 300, 100k 3000
+
+Where it went. (1) PooledParallelSender writes the no-ack frames of one event-loop turn to a member
+with one send() (the first sender yields once, the others join it and wait for the write): under
+wrk -c50 a turn holds ~50 deltas, so A makes one write and B one wake-up per turn instead of per
+request; B's CPU per delta fell to a third. (2) The codec encodes into a list joined once
+(list.append instead of growing a bytearray), with heads of short strings/lists and small ints
+made in advance and session ids memoised; the delta and its SessionMessage are written straight
+(DeltaRequest.to_encoded, SessionMessage.encoded: codec.Encoded items, the same bytes).
+(3) The sender of a state transfer: record_bytes builds a list of parts, writes plain values
+with one call per attribute (no name filter) and no set of visited containers (the depth limit
+finds cycles, with the same answer): ~135k -> ~80k instructions per session; the joiner reads
+a record's head with two struct calls. (4) The channel's fixed costs: a pool per member found
+with one hash, no socket settimeout unless the deadline moved, message ids from a counter, the
+frame head packed once, membership queries sent straight to the interceptor that answers them.
+bench/replication_inproc.py measures each part in one process (instruction counts with
+--callgrind). What is left on A: the DeltaManager's bookkeeping (+29 us, the "no member" node),
+which is now larger than sending; the codec's ~0.3 us per item on B.
+
 METHOD. Two ``python -m pycat run`` nodes on 127.0.0.1, each a temporary CATALINA_BASE made here
 (the bench imports nothing from tests/): an Engine with ``jvmRoute`` (nodeA / nodeB) holding the
 cluster how-to's <Cluster>: DeltaManager, a GroupChannel with McastService on a random 228.x.y.z

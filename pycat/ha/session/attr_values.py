@@ -185,88 +185,92 @@ _s = _C._new_str_item
 str_item = _C.str_item
 
 
-_LIST_HEADS = tuple(_pack_tu(_LIST, n) for n in range(32))
-_DICT_HEADS = tuple(_pack_tu(_DICT, n) for n in range(32))
-
-
-def _w(value, out, depth, path, _mg=_memo.get, _s=_s, _tq=_pack_tq, _tu=_pack_tu):
+def _w(value, parts, depth, _mg=_memo.get, _s=_s, _ig=_C._INT_ITEMS.get, _int=_C.int_item, _tu=_pack_tu,
+       _lh=_C._LIST_HEADS, _dh=_C._DICT_HEADS):
+    # Appends the value's item bytes to the list ``parts`` (joined once by the caller: the codec's
+    # way, see codec.py). No set of the containers on the path: a cycle is found by the depth
+    # limit, which it always reaches, and gets the same answer (NotPlain: a dill blob) after at
+    # most MAX_DEPTH turns; a set costs four operations per container of every session sent. The
+    # types most values are made of are tested first, and scalars inside containers are written
+    # inline (a call per item is most of the cost of a short list).
     kind = type(value)
     if kind is str:
-        out += _mg(value) or _s(value)
+        parts.append(_mg(value) or _s(value))
         return
-    if kind is int:
-        if _I64_MIN <= value <= _I64_MAX:
-            out += _tq(_INT, value)
-        else:
-            _C.dump_into(value, out)
-        return
-    if kind is float:
-        out += _pack_td(_FLOAT, value)
-        return
-    if kind in _SCALARS:             # None, bool, bytes
-        _C.dump_into(value, out)
-        return
-    if depth <= 0:
-        raise _NotPlain
-    if kind is list or kind is dict or kind is tuple or kind is set or kind is frozenset:
-        key = id(value)
-        if key in path:
-            raise _NotPlain                   # a cycle: pickle keeps it, we cannot
-        path.add(key)
+    if kind is dict:
+        if depth <= 0:
+            raise _NotPlain
         depth -= 1
         n = len(value)
-        if kind is dict:
-            mark = len(out)
-            out += _DICT_HEADS[n] if n < 32 else _tu(_DICT, n)
-            for k, v in value.items():
-                if type(k) is not str:
-                    break
-                out += _mg(k) or _s(k)
-                t = type(v)
-                if t is str:
-                    out += _mg(v) or _s(v)
-                elif t is int and _I64_MIN <= v <= _I64_MAX:
-                    out += _tq(_INT, v)
-                else:
-                    _w(v, out, depth, path)
+        mark = len(parts)
+        parts.append(_dh[n] if n < 64 else _tu(_DICT, n))
+        for k, v in value.items():
+            if type(k) is not str:
+                break
+            parts.append(_mg(k) or _s(k))
+            t = type(v)
+            if t is str:
+                parts.append(_mg(v) or _s(v))
+            elif t is int:
+                parts.append(_ig(v) or _int(v))
             else:
-                path.discard(key)
-                return
-            # a key that is not a str: ("D", [key, value, ...])
-            del out[mark:]
-            out += _TAG_HEAD["D"]
-            out += _tu(_LIST, 2 * n)
-            for k, v in value.items():
-                _w(k, out, depth, path)
-                _w(v, out, depth, path)
-            path.discard(key)
-            return
-        if kind is list:
-            out += _LIST_HEADS[n] if n < 32 else _tu(_LIST, n)
+                _w(v, parts, depth)
         else:
-            out += _TAG_HEAD["T" if kind is tuple else "S" if kind is set else "F"]
-            out += _LIST_HEADS[n] if n < 32 else _tu(_LIST, n)
+            return
+        # a key that is not a str: ("D", [key, value, ...])
+        del parts[mark:]
+        parts.append(_TAG_HEAD["D"])
+        parts.append(_tu(_LIST, 2 * n))
+        for k, v in value.items():
+            _w(k, parts, depth)
+            _w(v, parts, depth)
+        return
+    if kind is list or kind is tuple or kind is set or kind is frozenset:
+        if depth <= 0:
+            raise _NotPlain
+        depth -= 1
+        n = len(value)
+        if kind is not list:
+            parts.append(_TAG_HEAD["T" if kind is tuple else "S" if kind is set else "F"])
+        parts.append(_lh[n] if n < 64 else _tu(_LIST, n))
         for item in value:
             t = type(item)
             if t is str:
-                out += _mg(item) or _s(item)
-            elif t is int and _I64_MIN <= item <= _I64_MAX:
-                out += _tq(_INT, item)
+                parts.append(_mg(item) or _s(item))
+            elif t is int:
+                parts.append(_ig(item) or _int(item))
             else:
-                _w(item, out, depth, path)
-        path.discard(key)
+                _w(item, parts, depth)
         return
+    if kind is int:
+        parts.append(_ig(value) or _int(value))
+        return
+    if kind is float:
+        parts.append(_pack_td(_FLOAT, value))
+        return
+    if kind in _SCALARS:             # None, bool, bytes
+        _C.dump_parts(value, parts)
+        return
+    if depth <= 0:
+        raise _NotPlain
     # the rarer plain types (datetime, Decimal, UUID...): their structure, then the codec
-    _C.dump_into(_plain(value, depth, path), out)
+    _C.dump_parts(_plain(value, depth, set()), parts)
 
 
 def write_plain(value, out, depth=MAX_DEPTH, path=None):
-    """Append the codec item of a plain value (``encode``'s form) to ``out``; NotPlain, with part of
-    it written (the caller truncates ``out``), for a value that would be a dill blob. ``path``: an
-    empty set the walk uses (left empty when it returns)."""
+    """Append the codec item of a plain value (``encode``'s form) to the bytearray ``out``;
+    NotPlain, with ``out`` as it was, for a value that would be a dill blob. ``path`` is
+    accepted for callers of older versions and not used."""
     if type(value) is Blob:
         raise _NotPlain
-    _w(value, out, depth, set() if path is None else path)
+    parts = []
+    _w(value, parts, depth)
+    out += b"".join(parts)
+
+
+#: (value, parts, depth): append a plain value's item bytes to the list ``parts``, or raise
+#: NotPlain (``parts`` then holds part of it: the caller truncates); a Blob is not plain
+write_plain_parts = _w
 
 
 NotPlain = _NotPlain
@@ -277,16 +281,14 @@ def write(value, out, class_filter=None, loader=None, allow_blob=True):
     that is a dill blob. With ``allow_blob`` False a value that needs one is not written (``out``
     is left as it was) and the answer is True without pickling anything. Raises what ``encode``
     raises (``out`` left as it was)."""
-    mark = len(out)
     if type(value) is not Blob:
         try:
-            _w(value, out, MAX_DEPTH, set())
+            parts = []
+            _w(value, parts, MAX_DEPTH)
+            out += b"".join(parts)
             return False
         except _NotPlain:
-            del out[mark:]
-        except BaseException:
-            del out[mark:]
-            raise
+            pass
         if not allow_blob:
             return True
         data = values.dump(value, class_filter, loader)

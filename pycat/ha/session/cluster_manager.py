@@ -18,6 +18,7 @@ crafted message) is refused unread.
 """
 import logging
 import re
+from time import perf_counter
 
 from pycat.attrs import Attr
 from pycat.ha.session import attr_values
@@ -59,6 +60,8 @@ class ClusterManagerBase(ManagerBase):
         self.digest_function = pickle_digest     # how a tracker notices a value changed in place
         self._name_filter_source = None
         self._name_filter = None
+        self.replication_count = 0               # requests whose end sent a message (request_completed)
+        self.replication_seconds = 0.0           # the time those sends took, in total
 
     def set_cluster(self, cluster):
         self.cluster = cluster
@@ -134,21 +137,38 @@ class ClusterManagerBase(ManagerBase):
                                  record_all_actions=self.record_all_actions)
         if session.clock == 0 and not session.versions and session.is_primary and session.is_new:
             request.create(session.max_inactive_interval, session.creation_time)
-        tracker = DeltaTracker(session, request, class_filter=self.value_class_filter(), loader=self.app_loader,
-                               digest_function=self.digest_function)
+        digest_function = self.digest_function
+        if digest_function is pickle_digest:      # it uses neither (and this runs for every request)
+            class_filter = loader = None
+        else:
+            class_filter, loader = self.value_class_filter(), self.app_loader
+        tracker = DeltaTracker(session, request, class_filter=class_filter, loader=loader,
+                               digest_function=digest_function)
         session.tracker = tracker
         session.observer = tracker
-        session.fields = (session.max_inactive_interval, ds.principal_key(session.principal), session.auth_type)
+        principal = session.principal
+        session.fields = (session.max_inactive_interval, None if principal is None else ds.principal_key(principal),
+                          session.auth_type)
 
     def request_completed(self, session):
         """The end of a request that used ``session`` (the ReplicationValve calls this): send what
         it changed (``_replicate``: DeltaManager to every node, BackupManager to the backup).
-        Errors are logged, never raised. Returns what was sent, or None."""
+        Errors are logged, never raised. Returns what was sent, or None.
+
+        When something was sent, the time it took (from here, the request's end, until the
+        message was written to the members, or acknowledged with a sync channelSendOptions) is
+        added to ``replication_seconds`` and counted in ``replication_count`` (the manager's
+        cluster view shows their ratio)."""
+        started = perf_counter()
         try:
-            return self._replicate(session, ending=True)
+            sent = self._replicate(session, ending=True)
         except Exception:
             log.exception("%s: replicating session %s failed", self.component_name, session.id)
             return None
+        if sent is not None:
+            self.replication_seconds += perf_counter() - started
+            self.replication_count += 1
+        return sent
 
     def _replicate(self, session, ending):
         raise NotImplementedError
@@ -161,7 +181,9 @@ class ClusterManagerBase(ManagerBase):
         tracker = session.tracker
         in_use = session.access_count > 0 or not ending
         delta = tracker.flush() if in_use else tracker.finish()
-        fields = (session.max_inactive_interval, ds.principal_key(session.principal), session.auth_type)
+        principal = session.principal
+        fields = (session.max_inactive_interval, None if principal is None else ds.principal_key(principal),
+                  session.auth_type)
         before = session.fields
         if in_use:
             session.fields = fields
@@ -234,18 +256,17 @@ class ClusterManagerBase(ManagerBase):
         class_filter, loader = self.value_class_filter(), self.app_loader
         named = self.name_filter() is not None
         write_value = attr_values.write
-        plain, not_plain, depth, path = attr_values.write_plain, attr_values.NotPlain, attr_values.MAX_DEPTH, set()
+        plain, not_plain, depth = attr_values.write_plain, attr_values.NotPlain, attr_values.MAX_DEPTH
 
         def write(out, name, value):
             if named and not self.replicates(name):
                 return False
             mark = len(out)
             try:
-                plain(value, out, depth, path)         # the common case: a plain value, one pass
+                plain(value, out, depth)               # the common case: a plain value, one pass
                 return True
             except not_plain:
                 del out[mark:]
-                path.clear()
             try:
                 if not write_value(value, out, class_filter, loader, trusted):
                     return True
@@ -256,6 +277,9 @@ class ClusterManagerBase(ManagerBase):
                 why = "%s: %s" % (type(exc).__name__, exc)
             self.filter_failure("attribute %r (%s) not sent: %s", name, values.class_name(type(value)), why)
             return False
+        # every name replicates: record_bytes may write a plain value itself and call this only
+        # for the others (one call per attribute instead of three)
+        write.every_name = not named
         return write
 
     # -- the receiving side ----------------------------------------------------------------------

@@ -52,6 +52,7 @@ _ARITY = {CREATE: 2, SET: 2, REMOVE: 1, MAX_INACTIVE: 1, PRINCIPAL: 1, AUTH_TYPE
           INVALIDATE: 0, EXPIRE: 0, CHANGE_ID: 1}
 _TERMINAL = (INVALIDATE, EXPIRE)
 SKIP = object()         # what a to_plain encode function answers to leave a SET out
+_SCALARS = frozenset((type(None), bool, int, float, str, bytes))
 
 
 def _key(action):
@@ -76,13 +77,16 @@ def _principal(principal):
     return (str(name), tuple(sorted(str(r) for r in roles)))
 
 
+_NO_VERSION = (0, "")
+
+
 class DeltaRequest:
     """The actions of one request on one session, coalesced unless ``record_all_actions``."""
 
-    def __init__(self, app, session_id, version=(0, ""), record_all_actions=False):
+    def __init__(self, app, session_id, version=_NO_VERSION, record_all_actions=False):
         self.app = app
         self.session_id = session_id
-        self.version = (int(version[0]), str(version[1]))
+        self.version = version if version is _NO_VERSION else (int(version[0]), str(version[1]))
         self.record_all_actions = record_all_actions
         self.actions = []      # tuples (code, args...); SET values as given (or attr_values.Blob)
 
@@ -143,14 +147,23 @@ class DeltaRequest:
         return len(self.actions)
 
     # -- wire ---------------------------------------------------------------------------------
-    def to_plain(self, class_filter=None, loader=None, encode=None):
+    def to_plain(self, class_filter=None, loader=None, encode=None, encoder=None):
         """The plain form (module doc). SET values go through ``attr_values.encode`` now (so a value
         mutated after it was set travels as it is at the end of the request), or through
-        ``encode(name, value)``, which may answer SKIP to leave the action out."""
+        ``encode(name, value)``, which may answer SKIP to leave the action out. ``encoder``: a
+        function that makes that ``encode``, called when a value first needs it: a value of an
+        exact scalar type (None, bool, int, float, str, bytes) is its own wire form, so a delta
+        of such values never makes one (for a caller that has left out the names that stay home,
+        as encode would)."""
         actions = []
         for action in self.actions:
             code = action[0]
             if code == SET:
+                if encoder is not None:
+                    if type(action[2]) in _SCALARS:
+                        actions.append([SET, action[1], action[2]])
+                        continue
+                    encode, encoder = encoder(), None
                 if encode is None:
                     actions.append([SET, action[1], attr_values.encode(action[2], class_filter, loader)])
                 else:
@@ -166,6 +179,57 @@ class DeltaRequest:
     def to_bytes(self, class_filter=None, loader=None):
         return codec.dumps(self.to_plain(class_filter, loader))
 
+    def to_encoded(self, class_filter=None, loader=None, encode=None, encoder=None):
+        """``to_plain``'s value as a ``codec.Encoded`` item: the same bytes as encoding it (tests
+        compare), written straight from the actions (a delta is encoded for every replicated
+        request; the usual SETs of scalars are written without building the plain form and
+        without the codec's walk). The same rules as to_plain for ``encode`` and ``encoder``."""
+        parts = [_DELTA_HEAD]
+        for field in (self.app, self.session_id, self.version[0], self.version[1]):
+            kind = type(field)
+            if kind is str:
+                parts.append(_str_get(field) or _new_str(field))
+            elif kind is int:
+                parts.append(_int_get(field) or _int_item(field))
+            else:
+                codec.dump_parts(field, parts)
+        count_at = len(parts)
+        parts.append(None)
+        count = 0
+        for action in self.actions:
+            code = action[0]
+            if code == SET:
+                name, value = action[1], action[2]
+                kind = type(value)
+                if encoder is None or kind not in _SCALARS:
+                    if encoder is not None:
+                        encode, encoder = encoder(), None
+                    if encode is None:
+                        value = attr_values.encode(value, class_filter, loader)
+                    else:
+                        value = encode(name, value)
+                        if value is SKIP:
+                            continue
+                    kind = type(value)
+                parts.append(_SET_HEAD)
+                if type(name) is str:
+                    parts.append(_str_get(name) or _new_str(name))
+                else:
+                    codec.dump_parts(name, parts)
+                if kind is str:
+                    parts.append(_str_get(value) or _new_str(value))
+                elif kind is int:
+                    parts.append(_int_get(value) or _int_item(value))
+                else:
+                    codec.dump_parts(value, parts)
+            elif code == PRINCIPAL and action[1] is not None:
+                codec.dump_parts([PRINCIPAL, [action[1][0], list(action[1][1])]], parts)
+            else:
+                codec.dump_parts(list(action), parts)
+            count += 1
+        parts[count_at] = _LIST_HEADS[count] if count < len(_LIST_HEADS) else codec._TU.pack(codec.LIST, count)
+        return codec.Encoded(b"".join(parts))
+
     @classmethod
     def from_plain(cls, plain, max_actions=MAX_ACTIONS):
         """The DeltaRequest ``plain`` holds; ProtocolError for any fault, before anything is built."""
@@ -176,17 +240,32 @@ class DeltaRequest:
         if len(plain) != DELTA_FIELDS:
             raise ProtocolError("delta of %d fields, not %d" % (len(plain), DELTA_FIELDS))
         _version, app, session_id, counter, writer, raw = plain
-        app = _str(app, MAX_NAME, "app name", empty=True)
-        session_id = _str(session_id, MAX_ID, "session id")
+        # the common case checked inline (a call per field is a good part of a small delta's cost);
+        # _str says what is wrong otherwise
+        if type(app) is not str or len(app) > MAX_NAME:
+            _str(app, MAX_NAME, "app name", empty=True)
+        if type(session_id) is not str or not 0 < len(session_id) <= MAX_ID:
+            _str(session_id, MAX_ID, "session id")
         if type(counter) is not int or counter < 0:
             raise ProtocolError("delta version counter is not an int >= 0")
-        writer = _str(writer, MAX_NAME, "writer", empty=True)
+        if type(writer) is not str or len(writer) > MAX_NAME:
+            _str(writer, MAX_NAME, "writer", empty=True)
         if type(raw) is not list:
             raise ProtocolError("delta actions is not a list")
-        if len(raw) > max_actions:
-            raise ProtocolError("delta of %d actions exceeds the maximum %d" % (len(raw), max_actions))
-        actions = [_action(item, i, len(raw)) for i, item in enumerate(raw)]
-        request = cls(app, session_id, (counter, writer), record_all_actions=True)
+        count = len(raw)
+        if count > max_actions:
+            raise ProtocolError("delta of %d actions exceeds the maximum %d" % (count, max_actions))
+        actions = []
+        for i, item in enumerate(raw):
+            # a SET of a scalar value, the usual action, checked inline; everything else by _action
+            if type(item) is list and len(item) == 3 and type(item[0]) is int and item[0] == SET \
+                    and type(item[1]) is str and 0 < len(item[1]) <= MAX_NAME and type(item[2]) in _SCALARS:
+                actions.append((SET, item[1], item[2]))
+            else:
+                actions.append(_action(item, i, count))
+        request = cls.__new__(cls)
+        request.app, request.session_id, request.version = app, session_id, (counter, writer)
+        request.record_all_actions = True
         request.actions = actions
         return request
 
@@ -305,6 +384,23 @@ class SessionMessage:
     def to_bytes(self):
         return codec.dumps(self.to_plain())
 
+    @staticmethod
+    def encoded(app, event_type, session_id, timestamp, unique_id, payload):
+        """The plain form of such a message as a ``codec.Encoded`` item (the same bytes as encoding
+        ``to_plain()``, written straight): what the manager sends. ``payload`` may be an Encoded
+        item itself (a delta's ``to_encoded``)."""
+        parts = [_MESSAGE_HEAD]
+        for field in (app, event_type, session_id, timestamp, unique_id):
+            kind = type(field)
+            if kind is str:
+                parts.append(_str_get(field) or _new_str(field))
+            elif kind is int:
+                parts.append(_int_get(field) or _int_item(field))
+            else:
+                codec.dump_parts(field, parts)
+        codec.dump_parts(payload, parts)
+        return codec.Encoded(b"".join(parts))
+
     @classmethod
     def from_plain(cls, plain):
         if type(plain) is not list or not plain:
@@ -318,8 +414,16 @@ class SessionMessage:
             raise ProtocolError("unknown session event type %r" % (evt,))
         if type(ts) is not int or ts < 0:
             raise ProtocolError("session message timestamp is not an int >= 0")
-        return cls(_str(app, MAX_NAME, "app name", empty=True), evt, _str(sid, MAX_ID, "session id", empty=True),
-                   payload, _str(uid, MAX_NAME, "unique id", empty=True), ts)
+        if type(app) is not str or len(app) > MAX_NAME:
+            _str(app, MAX_NAME, "app name", empty=True)
+        if type(sid) is not str or len(sid) > MAX_ID:
+            _str(sid, MAX_ID, "session id", empty=True)
+        if type(uid) is not str or len(uid) > MAX_NAME:
+            _str(uid, MAX_NAME, "unique id", empty=True)
+        message = cls.__new__(cls)
+        message.app, message.event_type, message.session_id = app, evt, sid
+        message.payload, message.unique_id, message.timestamp = payload, uid, ts
+        return message
 
     @classmethod
     def from_bytes(cls, data):
@@ -337,3 +441,12 @@ class SessionMessage:
 
     def __repr__(self):
         return "SessionMessage(%r, %s, %r)" % (self.app, self.event_name, self.session_id)
+
+
+# -- straight writers' pieces (to_encoded, SessionMessage.encoded) ---------------------------------
+_str_get, _new_str = codec._str_memo.get, codec._new_str_item
+_int_get, _int_item = codec._INT_ITEMS.get, codec.int_item
+_LIST_HEADS = codec._LIST_HEADS
+_DELTA_HEAD = _LIST_HEADS[DELTA_FIELDS] + codec.int_item(VERSION)
+_MESSAGE_HEAD = _LIST_HEADS[MESSAGE_FIELDS] + codec.int_item(VERSION)
+_SET_HEAD = _LIST_HEADS[3] + codec.int_item(SET)

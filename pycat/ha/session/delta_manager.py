@@ -56,7 +56,13 @@ QUEUE_LIMIT = 100000                 # messages held during a state transfer, at
 
 
 def session_message(manager_name, event, session_id="", payload=None, unique_id=""):
-    return ClusterMessage(KIND, d.SessionMessage(manager_name, event, session_id, payload, unique_id).to_plain())
+    """The ClusterMessage carrying a SessionMessage; its body is already encoded (the same bytes as
+    the SessionMessage's plain form: SessionMessage.encoded)."""
+    if event not in d.EVENT_NAMES:
+        raise ValueError("unknown session event type %r" % (event,))
+    timestamp = int(time.time() * 1000)
+    body = d.SessionMessage.encoded(manager_name, event, session_id, timestamp, unique_id, payload)
+    return ClusterMessage(KIND, body, "", timestamp)
 
 
 
@@ -169,7 +175,8 @@ class DeltaManager(StateTransfer, ClusterManagerBase):
         session.last_replicated = now
         if not self.cluster.has_members():
             return None             # nobody to tell (a joiner gets the versions with the session)
-        payload = delta.to_plain(encode=self.value_encoder(session))
+        # (_request_delta left out the names sessionAttributeNameFilter keeps home)
+        payload = delta.to_encoded(encoder=lambda: self.value_encoder(session))
         self.counter_send_delta += 1
         return self._send(d.EVT_SESSION_DELTA, delta.session_id, payload)
 

@@ -39,6 +39,7 @@ from pycat.ha.session import delta_session as ds
 from pycat.ha.session.cluster_manager import member_name
 from pycat.ha.session.session_table import PendingSession, SessionTable
 from pycat.session import values
+from pycat.session.id_generator import parse_session_id
 from pycat.tribes import channel as ch
 from pycat.tribes.io import codec
 
@@ -211,22 +212,33 @@ class StateTransfer:
             self.notify_session_listeners_on_replication and self.listeners.has("session_created"))
         now = self.clock()
         eager = []
+        # the joiner's loop over every session it is sent: _admits and _add_pending inline for
+        # the common case (no maxActiveSessions; an id parse_session_id takes)
+        limit = self.max_active_sessions
+        unlimited = limit is None or limit < 0
+        peek, parked, local = ds.peek_record, self._parked, bool(trusted)
+        added = 0
         for blob in payload:
             try:
-                sid, interval = ds.peek_record(blob)
+                sid, interval = peek(blob)
             except (ProtocolError, ValueError) as exc:
                 damaged += 1
                 log.warning("%s: a session record from %s is damaged and was skipped: %s",
                             self.component_name, member_name(sender), exc)
                 continue
-            if lazy and sid not in table and sid not in self._parked:
-                if not self._admits(sid):
+            if lazy and sid not in table and sid not in parked:
+                if not (unlimited and parse_session_id(sid) is not None) and not self._admits(sid):
                     damaged += 1
                     continue
-                self._add_pending(PendingSession(sid, blob, interval, now, bool(trusted), sender))
-                loaded += 1
+                dict.__setitem__(table, sid, PendingSession(sid, blob, interval, now, local, sender))
+                added += 1
             else:
                 eager.append(blob)
+        if added:
+            loaded += added
+            self.session_counter += added
+            if len(table) > self.max_active:
+                self.max_active = len(table)
         if not eager:
             return loaded, damaged
         notify = self.notify_listeners_on_replication

@@ -12,7 +12,8 @@ while any level runs: a plain ``start()`` starts every level, ``stop()`` stops t
 
 Down the stack it sends: MULTICAST messages go to ``membership.broadcast``, everything else to the
 sender (which raises ChannelError naming each faulty member). Up the stack it delivers what the
-receiver and the membership service hand it.
+receiver and the membership service hand it, except a MULTICAST message the membership service
+takes as its own (``membership_message``: static membership's announcements).
 """
 import logging
 
@@ -24,6 +25,7 @@ from pycat.tribes import channel as ch
 from pycat.tribes.group.interceptor import ChannelInterceptor
 
 log = logging.getLogger(__name__)
+_MULTICAST, _SND_TX = ch.MULTICAST, ch.SND_TX
 
 
 class ChannelCoordinator(ChannelInterceptor):
@@ -146,11 +148,11 @@ class ChannelCoordinator(ChannelInterceptor):
 
     # -- down ------------------------------------------------------------------------------
     def send_message(self, members, msg, payload):
-        if msg.options & ch.MULTICAST:
+        if msg.options & _MULTICAST:
             from pycat.tribes.io.framing import encode_frame
             self.membership.broadcast(encode_frame(msg.encode()))
             return
-        if not self.start_level & ch.SND_TX:
+        if not self.start_level & _SND_TX:
             raise ChannelError("channel sender is not started", {m: "sender not started" for m in members})
         self.sender.send_message(msg, members)
 
@@ -165,12 +167,19 @@ class ChannelCoordinator(ChannelInterceptor):
 
     # -- up: called by the receiver and the membership service -----------------------------
     def message_received(self, msg):
-        # a broadcast looped back from ourselves is not news (multicast loopback)
-        if msg.options & ch.MULTICAST and self.membership is not None:
+        # a broadcast looped back from ourselves is not news (multicast loopback); membership
+        # traffic (static membership's announcements come over TCP with MULTICAST) is the
+        # service's own: only MULTICAST messages pay for asking
+        if msg.options & _MULTICAST and self.membership is not None:
             local = self.membership.local_member
             if local is not None and msg.address == local:
                 return
-        super().message_received(msg)
+            own = getattr(self.membership, "membership_message", None)
+            if own is not None and own(msg):
+                return
+        previous = self.previous
+        if previous is not None:
+            previous.message_received(msg)
 
     # -- membership view -------------------------------------------------------------------
     def has_members(self):

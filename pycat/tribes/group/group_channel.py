@@ -37,6 +37,7 @@ def _probe_payloads():
 
 
 _PROBES = _probe_payloads()
+_VIEW_QUERIES = ("has_members", "get_members", "get_member", "get_local_member")
 
 
 def _describe(obj):
@@ -132,7 +133,19 @@ class GroupChannel(ChannelInterceptor):
             upper.next, lower.previous = lower, upper
         for node in chain:
             node.channel = self
+        # each membership query goes straight to the first node that answers it itself: the
+        # interceptors above it only pass it on (the cluster asks twice per message it sends)
+        self._answering = {name: self._first_answering(name) for name in _VIEW_QUERIES}
         self._stack_built = True
+
+    def _first_answering(self, name):
+        passes_on = getattr(ChannelInterceptor, name)
+        node = self.next
+        while node is not self.coordinator:
+            if getattr(type(node), name) is not passes_on or name in vars(node):
+                return node
+            node = node.next
+        return node
 
     def _check_option_flags(self):
         seen = {}
@@ -286,14 +299,17 @@ class GroupChannel(ChannelInterceptor):
         # so a query never freezes the interceptor list
         return self.next if self._stack_built else self.coordinator
 
+    def _view(self, name):
+        return self._answering[name] if self._stack_built else self.coordinator
+
     def has_members(self):
-        return self._top().has_members()
+        return self._view("has_members").has_members()
 
     def get_members(self):
-        return self._top().get_members()
+        return self._view("get_members").get_members()
 
     def get_member(self, member):
-        return self._top().get_member(member)
+        return self._view("get_member").get_member(member)
 
     def get_local_member(self, inc_alive=False):
-        return self._top().get_local_member(inc_alive)
+        return self._view("get_local_member").get_local_member(inc_alive)

@@ -16,12 +16,14 @@ Interceptors replace ``message`` freely (compression, encryption, fragment trail
 A frame whose data is exactly ``{6,2,3}`` or ``{11,0,5}`` is an ACK / FAIL_ACK, not a ChannelData;
 ``is_ack`` / ``is_fail_ack`` tell them apart before decoding.
 """
+import itertools
+import os
 import struct
 import time
 
 from pycat.errors import ProtocolError
 from pycat.tribes.io.framing import ACK_DATA, FAIL_ACK_DATA, END_DATA, START_DATA, read_block
-from pycat.tribes.member import Member, random_unique_id as new_unique_id
+from pycat.tribes.member import Member, random_unique_id as new_unique_id  # noqa: F401 (the old name, kept)
 
 # the two send-option bits the receiving side needs (same values as the channel's constants)
 _USE_ACK = 0x02
@@ -29,6 +31,33 @@ _SYNCHRONIZED_ACK = 0x04
 
 _HEAD = struct.Struct(">Iq")  # options, timestamp
 _UINT = struct.Struct(">I")
+# a frame's start: marker, frame length, then the package's options, timestamp, unique id length
+_FRAME_HEAD = struct.Struct(">7sIIqI")
+_FIXED = _HEAD.size + 12      # the package's bytes besides the unique id, member and message
+
+
+def _message_ids():
+    """A source of message unique ids: random v4 UUIDs cost a getrandom() call each, and
+    ChannelData.create makes one per message; these are a random 8-byte half (made per process,
+    with the version-4 bits) and a counter from a random start (with the RFC 4122 variant bits):
+    unique within the process, and across processes as random ids are. Nothing uses a message id
+    as a secret (AuthInterceptor signs it, EncryptInterceptor has its own IVs)."""
+    head = bytearray(os.urandom(8))
+    head[6] = (head[6] & 0x0F) | 0x40
+    start = int.from_bytes(os.urandom(8), "big") & ((1 << 61) - 1)
+    counter = itertools.count(0x8000000000000000 | start)     # "10" top bits: 2**61 ids before they change
+    head = bytes(head)
+    return lambda: head + next(counter).to_bytes(8, "big")
+
+
+def _new_ids():
+    global next_message_id
+    next_message_id = _message_ids()
+
+
+next_message_id = None
+_new_ids()
+os.register_at_fork(after_in_child=_new_ids)      # a child must not repeat its parent's ids
 
 
 def is_ack(frame_body):
@@ -71,7 +100,7 @@ class ChannelData:
     @classmethod
     def create(cls, options, address, message):
         """A new message from ``address`` (usually the local member): fresh id, current time."""
-        return cls(options, int(time.time() * 1000), new_unique_id(), address, message)
+        return cls(options, int(time.time() * 1000), next_message_id(), address, message)
 
     def __eq__(self, other):
         # Tomcat: ChannelData equality is the unique id
@@ -104,9 +133,11 @@ class ChannelData:
 
     def encode_frame(self):
         """The framed package in one copy (equal to ``framing.encode_frame(self.encode())``)."""
-        parts = self._parts()
-        size = sum(map(len, parts))
-        return b"".join((START_DATA, _UINT.pack(size)) + parts + (END_DATA,))
+        member = self.address.encode(refresh_alive=False)
+        uid, message = self.unique_id, self.message
+        size = _FIXED + len(uid) + len(member) + len(message)
+        return b"".join((_FRAME_HEAD.pack(START_DATA, size, self.options & 0xFFFFFFFF, self.timestamp, len(uid)), uid,
+                         _UINT.pack(len(member)), member, _UINT.pack(len(message)), message, END_DATA))
 
     @classmethod
     def decode(cls, data):

@@ -44,42 +44,77 @@ _KEY_TYPES = (str, int, bytes)
 
 
 # -- encoding -------------------------------------------------------------------------------
+# The encoder appends the items' bytes to a list and joins them once: list.append is a fraction of
+# the cost of growing a bytearray, and the bytes items of a message (state-transfer records) are
+# copied once, by the join. Heads of short strings, lists and dicts and the items of small ints
+# are made once here (a struct pack per item costs more than the tuple or dict that holds them).
+_VERSION_BYTE = bytes((VERSION,))
+_STR_HEADS = tuple(_TU.pack(STR, n) for n in range(256))
+_LIST_HEADS = tuple(_TU.pack(LIST, n) for n in range(64))
+_TUPLE_HEADS = tuple(_TU.pack(TUPLE, n) for n in range(64))
+_DICT_HEADS = tuple(_TU.pack(DICT, n) for n in range(64))
+#: exact ints -> their items (look up exact ints only: True == 1 as a dict key)
+_INT_ITEMS = {n: _TQ.pack(INT, n) for n in range(-256, 4096)}
+_NONE_ITEM, _FALSE_ITEM, _TRUE_ITEM = bytes((NONE,)), bytes((FALSE,)), bytes((TRUE,))
+
+
+class Encoded(bytes):
+    """The item bytes of a value, made by a writer of its own (``dump_parts`` and the heads and
+    items below): the encoder copies them as they are, so a message built from parts encoded
+    apart needs no second walk. For the encoding side only; whoever makes one answers for its
+    bytes being one well-formed item (the decoder checks them like any other)."""
+    __slots__ = ()
+
+
 def dumps(obj):
     """Encode a value made of None, bool, int, float, str, bytes, list, tuple, dict."""
-    out = bytearray((VERSION,))
-    _encode(obj, out, DEFAULT_MAX_DEPTH)
-    return bytes(out)
+    parts = [_VERSION_BYTE]
+    _enc(obj, parts, DEFAULT_MAX_DEPTH)
+    return b"".join(parts)
 
 
 def dump_into(obj, out):
     """Append the item bytes of ``obj`` (what ``dumps`` writes after its version byte) to the
     bytearray ``out``: for writers that build one value from parts encoded on their own."""
-    _encode(obj, out, DEFAULT_MAX_DEPTH)
+    parts = []
+    _enc(obj, parts, DEFAULT_MAX_DEPTH)
+    out += b"".join(parts)
 
 
-def _enc_int(obj, out):
-    if _INT64_MIN <= obj <= _INT64_MAX:
-        out += _TQ.pack(INT, obj)
-    else:
+def dump_parts(obj, parts):
+    """Append the item bytes of ``obj`` to the list ``parts`` (one bytes object or more):
+    ``b"".join(parts)`` is then what ``dump_into`` would have written."""
+    _enc(obj, parts, DEFAULT_MAX_DEPTH)
+
+
+def int_item(obj, _get=_INT_ITEMS.get):
+    """The item bytes of the exact int ``obj``."""
+    item = _get(obj)
+    if item is None:
+        if _INT64_MIN <= obj <= _INT64_MAX:
+            return _TQ.pack(INT, obj)
         raw = obj.to_bytes((obj.bit_length() + 8) // 8, "big", signed=True)
-        out += _TU.pack(BIGINT, len(raw))
-        out += raw
+        return _TU.pack(BIGINT, len(raw)) + raw
+    return item
 
 
 _str_memo = {}                   # short str -> its item bytes: names and small values recur
-_MEMO_LEN, _MEMO_SIZE = 12, 4096
+# encoding: up to 48 bytes (session ids, member names and the envelope's tag recur in every
+# message; a hit saves an encode, a pack and a concatenation)
+_MEMO_LEN, _MEMO_SIZE = 48, 4096
 
 
-def _new_str_item(obj):
+def _new_str_item(obj, _memo=_str_memo, _heads=_STR_HEADS, _pack=_TU.pack):
     try:
         raw = obj.encode()
     except UnicodeEncodeError:
         raw = obj.encode("utf-8", "surrogatepass")
-    item = _TU.pack(STR, len(raw)) + raw
-    if len(obj) <= _MEMO_LEN:
-        if len(_str_memo) >= _MEMO_SIZE:
-            _str_memo.clear()
-        _str_memo[obj] = item
+    n = len(raw)
+    item = (_heads[n] if n < 256 else _pack(STR, n)) + raw
+    if n <= _MEMO_LEN:
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        _memo[obj] = item
     return item
 
 
@@ -88,58 +123,60 @@ def str_item(obj, _get=_str_memo.get):
     return _get(obj) or _new_str_item(obj)
 
 
-def _enc_str(obj, out):
-    out += _str_memo.get(obj) or _new_str_item(obj)
-
-
-def _enc_bytes(obj, out):
-    out += _TU.pack(BYTES, len(obj) if not isinstance(obj, memoryview) else obj.nbytes)
-    out += obj
-
-
-def _encode(obj, out, depth, _memo_get=_str_memo.get, _tq=_TQ.pack, _tu=_TU.pack):
+def _enc(obj, parts, depth, _sget=_str_memo.get, _new_str=_new_str_item, _iget=_INT_ITEMS.get, _tu=_TU.pack,
+         _lh=_LIST_HEADS, _dh=_DICT_HEADS):
     kind = type(obj)
     if kind is str:
-        out += _memo_get(obj) or _new_str_item(obj)
+        parts.append(_sget(obj) or _new_str(obj))
     elif kind is int:
-        _enc_int(obj, out)
+        parts.append(_iget(obj) or int_item(obj))
     elif obj is None:
-        out.append(NONE)
+        parts.append(_NONE_ITEM)
     elif kind is bool:
-        out.append(TRUE if obj else FALSE)
+        parts.append(_TRUE_ITEM if obj else _FALSE_ITEM)
     elif kind is bytes or kind is bytearray or kind is memoryview:
-        _enc_bytes(obj, out)
+        parts.append(_tu(BYTES, len(obj) if kind is not memoryview else obj.nbytes))
+        parts.append(obj if kind is bytes else bytes(obj))
     elif kind is float:
-        out += _TD.pack(FLOAT, obj)
+        parts.append(_TD.pack(FLOAT, obj))
     elif kind is dict or kind is list or kind is tuple:
         if depth <= 0:
             raise ValueError("value nested deeper than %d levels" % DEFAULT_MAX_DEPTH)
         depth -= 1
+        n = len(obj)
         if kind is dict:
-            out += _tu(DICT, len(obj))
+            parts.append(_dh[n] if n < 64 else _tu(DICT, n))
             for key, value in obj.items():
                 if type(key) is str:
-                    out += _memo_get(key) or _new_str_item(key)
+                    parts.append(_sget(key) or _new_str(key))
                 elif not isinstance(key, _KEY_TYPES) or isinstance(key, bool):
                     raise TypeError("dict keys must be str, int or bytes, not %s" % type(key).__name__)
                 else:
-                    _encode(key, out, depth)
-                _encode(value, out, depth)
+                    _enc(key, parts, depth)
+                _enc(value, parts, depth)
         else:
-            out += _tu(LIST if kind is list else TUPLE, len(obj))
+            if kind is list:
+                parts.append(_lh[n] if n < 64 else _tu(LIST, n))
+            else:
+                parts.append(_TUPLE_HEADS[n] if n < 64 else _tu(TUPLE, n))
             for item in obj:
                 # the common scalars inline (a call per item is most of the cost of a short list)
                 kind = type(item)
                 if kind is str:
-                    out += _memo_get(item) or _new_str_item(item)
-                elif kind is int and _INT64_MIN <= item <= _INT64_MAX:
-                    out += _tq(INT, item)
+                    parts.append(_sget(item) or _new_str(item))
+                elif kind is int:
+                    parts.append(_iget(item) or int_item(item))
+                elif kind is bytes:
+                    parts.append(_tu(BYTES, len(item)))
+                    parts.append(item)
                 elif item is None:
-                    out.append(NONE)
+                    parts.append(_NONE_ITEM)
                 else:
-                    _encode(item, out, depth)
+                    _enc(item, parts, depth)
+    elif kind is Encoded:
+        parts.append(obj)
     else:
-        _encode(_plain(obj), out, depth)
+        _enc(_plain(obj), parts, depth)
 
 
 def _plain(obj):
@@ -205,6 +242,10 @@ def _length(data, pos, size, what):
 
 
 _text_memo = {}                  # short UTF-8 bytes -> the str (decoded dict keys and small values recur)
+#: decoding: a hit costs about what decoding a longer string does, so only short ones are kept (the
+#: point is sharing the str objects of attribute names and small values that replicas store)
+_TEXT_MEMO_LEN = 12
+_text_get = _text_memo.get
 
 
 def _text(raw):
@@ -212,6 +253,11 @@ def _text(raw):
     text = _text_memo.get(raw)
     if text is not None:
         return text
+    return _new_text(raw)
+
+
+def _new_text(raw):
+    """_text for ``raw`` not in the memo (the inline paths look it up themselves)."""
     try:
         text = raw.decode()
     except UnicodeDecodeError:
@@ -219,7 +265,7 @@ def _text(raw):
             text = raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError as exc:
             raise ProtocolError("invalid UTF-8 in a string: %s" % exc) from None
-    if len(raw) <= _MEMO_LEN:
+    if len(raw) <= _TEXT_MEMO_LEN:
         if len(_text_memo) >= _MEMO_SIZE:
             _text_memo.clear()
         _text_memo[raw] = text
@@ -245,9 +291,22 @@ def _decode(data, pos, size, depth):
         if tag == DICT:
             result = {}
             for _ in range(count):
-                key, pos = _decode(data, pos, size, depth)
-                if type(key) not in _KEY_TYPES:
-                    raise ProtocolError("dict key of type %s" % type(key).__name__)
+                if pos < size and data[pos] == STR:        # a str key inline, as in lists
+                    if pos + 5 > size:
+                        raise ProtocolError("truncated string length")
+                    n = _unpack_u(data, pos + 1)[0]
+                    start = pos + 5
+                    pos = start + n
+                    if pos > size:
+                        raise ProtocolError("string of %d bytes runs past the input" % n)
+                    raw = data[start:pos]
+                    key = _text_get(raw) if n <= _TEXT_MEMO_LEN else None
+                    if key is None:
+                        key = _new_text(raw)
+                else:
+                    key, pos = _decode(data, pos, size, depth)
+                    if type(key) not in _KEY_TYPES:
+                        raise ProtocolError("dict key of type %s" % type(key).__name__)
                 if key in result:
                     raise ProtocolError("repeated dict key %r" % (key,))
                 result[key], pos = _decode(data, pos, size, depth)
@@ -255,8 +314,8 @@ def _decode(data, pos, size, depth):
         items = []
         append = items.append
         for _ in range(count):
-            # the common scalars inline (a call per item is most of the cost of a long list);
-            # the same checks and messages as _decode's
+            # the common scalars inline (a call per item is most of the cost of a long list),
+            # str first, and a known str without a call; the same checks and messages as _decode's
             if pos < size:
                 item_tag = data[pos]
                 if item_tag == STR or item_tag == BYTES:
@@ -264,11 +323,20 @@ def _decode(data, pos, size, depth):
                         raise ProtocolError("truncated string length")
                     n = _unpack_u(data, pos + 1)[0]
                     start = pos + 5
-                    end = start + n
-                    if end > size:
+                    pos = start + n
+                    if pos > size:
                         raise ProtocolError("string of %d bytes runs past the input" % n)
-                    append(data[start:end] if item_tag == BYTES else _text(data[start:end]))
-                    pos = end
+                    raw = data[start:pos]
+                    if item_tag != STR:
+                        append(raw)
+                    elif n <= _TEXT_MEMO_LEN:
+                        text = _text_get(raw)
+                        append(_new_text(raw) if text is None else text)
+                    else:
+                        try:
+                            append(raw.decode())
+                        except UnicodeDecodeError:
+                            append(_new_text(raw))
                     continue
                 if item_tag == INT or item_tag == FLOAT:
                     if pos + 9 > size:

@@ -62,10 +62,12 @@ log = logging.getLogger(__name__)
 
 # ChannelData layout (io/channel_data.py): options, timestamp, uid length (16), uid, member length
 _HEAD = struct.Struct(">IqI")
+_HEAD_MLEN = struct.Struct(">IqI16xI")        # and, after the unique id, the member record's length
 _UINT = struct.Struct(">I")
 _MEMBER_AT = 36
 #: seconds between two warnings about the same peer host
 PEER_LOG_INTERVAL = 60.0
+_USE_ACK, _SYNCHRONIZED_ACK = ch.USE_ACK, ch.SYNCHRONIZED_ACK
 
 
 def _is_loopback(addr):
@@ -277,6 +279,8 @@ class NioReceiver(Lifecycle):
         budget = self.budget
         charged = 0     # bytes this connection holds against the shared budget
         deadline = None  # monotonic time by which the frame in progress must be complete
+        reply = conn.sendall
+        timeout = conn.gettimeout()
         try:
             while True:
                 if decoder.buffered:
@@ -288,7 +292,9 @@ class NioReceiver(Lifecycle):
                         wait = left if wait is None else min(wait, left)
                 else:
                     wait = idle
-                conn.settimeout(wait)
+                if wait != timeout:          # between frames it stays the idle timeout: set once
+                    conn.settimeout(wait)
+                    timeout = wait
                 try:
                     n = conn.recv_into(buf)
                 except socket.timeout:
@@ -310,7 +316,7 @@ class NioReceiver(Lifecycle):
                     self.stats["errors"] += 1
                     self._peer_log.warning(peer[0], "dropping connection from %s: %s", peer, exc)
                     for body in getattr(exc, "frames", ()):
-                        self._process(conn.sendall, peer, body, cache)
+                        self._process(reply, peer, body, cache)
                     return
                 # charge the frame now in progress before anything else happens to it; frames that
                 # fit one read buffer are free (their memory is bounded per connection already)
@@ -329,7 +335,7 @@ class NioReceiver(Lifecycle):
                     else:
                         refused = True
                 for body in frames:
-                    if not self._process(conn.sendall, peer, body, cache):
+                    if not self._process(reply, peer, body, cache):
                         return
                 if refused:
                     self.stats["over_budget"] += 1
@@ -354,13 +360,13 @@ class NioReceiver(Lifecycle):
         size = len(body)
         known = cache[0]
         if known is not None and size >= _MEMBER_AT + 4:
-            options, timestamp, uid_len = _HEAD.unpack_from(body, 0)
-            (mlen,) = _UINT.unpack_from(body, 32)
+            options, timestamp, uid_len, mlen = _HEAD_MLEN.unpack_from(body, 0)
             mend = _MEMBER_AT + mlen
-            if uid_len == 16 and mend + 4 <= size and body[_MEMBER_AT:mend] == known:
+            if uid_len == 16 and mend + 4 <= size and mlen == len(known) and body.startswith(known, _MEMBER_AT):
                 (n,) = _UINT.unpack_from(body, mend)
                 if mend + 4 + n == size:
-                    return ChannelData(options, timestamp, bytes(body[16:32]), cache[1], bytes(body[mend + 4:]))
+                    # a frame body is bytes (FrameDecoder): its slices are the fields' own bytes
+                    return ChannelData(options, timestamp, body[16:32], cache[1], body[mend + 4:])
         msg = ChannelData.decode(body)
         cache[0] = msg.address.encode(refresh_alive=False)
         cache[1] = msg.address
@@ -380,8 +386,8 @@ class NioReceiver(Lifecycle):
             return False
         self.stats["frames"] += 1
         options = msg.options
-        use_ack = options & ch.USE_ACK
-        sync = use_ack and options & ch.SYNCHRONIZED_ACK
+        use_ack = options & _USE_ACK
+        sync = use_ack and options & _SYNCHRONIZED_ACK
         if use_ack and not sync:
             reply(framing.ACK_FRAME)
         failed = False

@@ -17,6 +17,7 @@ from pycat.tribes import channel as ch
 from pycat.tribes.group.interceptor import ChannelInterceptor
 
 log = logging.getLogger(__name__)
+_ASYNCHRONOUS = ch.ASYNCHRONOUS
 
 
 class MessageDispatchInterceptor(ChannelInterceptor):
@@ -63,8 +64,8 @@ class MessageDispatchInterceptor(ChannelInterceptor):
         self.current_size = 0
 
     def send_message(self, members, msg, payload):
-        if not self.running or not msg.options & ch.ASYNCHRONOUS:
-            return super().send_message(members, msg, payload)
+        if not msg.options & _ASYNCHRONOUS or not self.running:
+            return self.next.send_message(members, msg, payload)
         size = len(msg.message)
         max_size, always_send, deep_clone = self._limits
         if self.current_size + size > max_size:

@@ -111,7 +111,7 @@ class TcpFailureDetector(MemberViewInterceptor):
     # -- messages -------------------------------------------------------------------------------
     def send_message(self, members, msg, payload):
         try:
-            super().send_message(members, msg, payload)
+            self.next.send_message(members, msg, payload)
         except ChannelError as exc:
             from pycat.tribes.transport.errors import RemoteProcessError
             for member, reason in exc.faulty.items():
@@ -120,9 +120,12 @@ class TcpFailureDetector(MemberViewInterceptor):
             raise
 
     def message_received(self, msg):
-        if self.ok_to_process(msg.options) and msg.message == TCP_FAIL_DETECT:
+        message = msg.message
+        if len(message) == 64 and message == TCP_FAIL_DETECT and self.ok_to_process(msg.options):
             return
-        super().message_received(msg)
+        previous = self.previous
+        if previous is not None:
+            previous.message_received(msg)
 
     # -- periodic verification -----------------------------------------------------------------
     def heartbeat(self):
