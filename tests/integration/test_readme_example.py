@@ -6,8 +6,6 @@ import subprocess
 
 from node_helpers import HOME, pycat_cmd, wait_until
 
-from pycat.testing import App
-
 
 def readme_blocks():
     text = open(os.path.join(HOME, "README.md"), encoding="utf-8").read()
