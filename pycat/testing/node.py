@@ -32,6 +32,7 @@ import threading
 import time
 
 import pycat
+from pycat.fileutil import remove_inside
 from pycat.testing import client as http
 from pycat.testing import ports as _ports
 from pycat.testing import serverxml
@@ -123,6 +124,10 @@ class App:
         """Copy (or build) into ``app_base`` the way a careful operator drops a file: a temporary
         name, then a rename, so an autoDeploy tick never sees half a WAR. Returns the target path."""
         os.makedirs(app_base, exist_ok=True)
+        # the name becomes a file or folder name in appBase: "..", "a/b" or "" would write (and
+        # the folder case first remove) outside it
+        if not self.name or self.name in (".", "..") or os.sep in self.name or "\0" in self.name:
+            raise ValueError("App name %r is not a file name inside appBase" % (self.name,))
         if self.war:
             target = os.path.join(app_base, self.name + ".war")
             tmp = os.path.join(app_base, ".%s.war.part" % self.name)
@@ -133,8 +138,8 @@ class App:
             os.replace(tmp, target)
             return target
         target = os.path.join(app_base, self.name)
-        if os.path.exists(target):
-            shutil.rmtree(target)
+        if not remove_inside(target, [app_base]):
+            raise ValueError("%s is not inside %s" % (target, app_base))
         tmp = os.path.join(app_base, ".%s.part" % self.name)
         shutil.copytree(self.source, tmp, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         os.replace(tmp, target)
